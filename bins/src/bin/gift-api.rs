@@ -1,0 +1,34 @@
+//! The ECS API service: the core router over PostgreSQL and SQS.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use gift_bins::config::ApiServiceConfig;
+use gift_bins::{serve, shutdown_signal, telemetry, wiring};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = ApiServiceConfig::parse();
+    if let Err(e) = telemetry::init("api", &config.log.log_level) {
+        eprintln!("gift-api: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error_code = "STARTUP_FAILED", error_message = %e, "gift-api failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: ApiServiceConfig) -> Result<(), String> {
+    let store = wiring::postgres_store(&config.db).await?;
+    let queue = wiring::sqs_queue(&config.sqs).await;
+    // The API never pseudo-sends; the rate only matters to the worker.
+    let deps = wiring::deps(store, queue, 0.0);
+    let router = serve::with_transport(gift_core::http::router(deps, config.http.api_config()), &config.http);
+    let addr = SocketAddr::new(config.host, config.http.port);
+    serve::serve(router, addr, shutdown_signal()).await.map_err(|e| format!("cannot serve on {addr} (PORT/HOST): {e}"))
+}

@@ -1,0 +1,61 @@
+//! The whole gift service in one process on an embedded SQLite file: API, worker and
+//! outbox relay. `cargo run -p gift-bins --bin gift-local`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use gift_bins::config::LocalConfig;
+use gift_bins::{serve, shutdown_signal, telemetry, wiring};
+use gift_runtime::memory::QueueSettings;
+use tokio::sync::watch;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = LocalConfig::parse();
+    if let Err(e) = telemetry::init("local", &config.log.log_level) {
+        eprintln!("gift-local: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error_code = "STARTUP_FAILED", error_message = %e, "gift-local failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: LocalConfig) -> Result<(), String> {
+    let queue_settings = QueueSettings {
+        visibility_timeout: Duration::from_secs(config.visibility_timeout_seconds),
+        max_receives: config.worker.max_receives,
+    };
+    let (store, queue) = gift_runtime::sqlite::open(&config.data_file, queue_settings)
+        .await
+        .map_err(|e| format!("DATA_FILE {}: {e}", config.data_file.display()))?;
+    let deps = wiring::deps(store, queue, config.worker.send_failure_rate);
+
+    // One signal stops all three loops: the API drains, the worker finishes its batch.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let worker =
+        tokio::spawn(gift_core::worker::run_worker(deps.clone(), config.worker.worker_config(), || {}, stopped()));
+    let relay = tokio::spawn(gift_core::relay::run_relay(deps.clone(), config.worker.relay_config(), stopped()));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let router = serve::with_transport(gift_core::http::router(deps, config.http.api_config()), &config.http);
+    let addr = SocketAddr::new(config.host, config.http.port);
+    serve::serve(router, addr, stopped()).await.map_err(|e| format!("cannot serve on {addr} (PORT/HOST): {e}"))?;
+    let _ = tokio::join!(worker, relay);
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! The ECS worker service: the worker loop and the outbox relay over PostgreSQL and SQS.
+//! `gift-worker healthcheck` is the container health check.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use gift_bins::config::{WorkerCommand, WorkerServiceConfig};
+use gift_bins::{shutdown_signal, telemetry, wiring};
+use tokio::sync::watch;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = WorkerServiceConfig::parse();
+    if let Some(WorkerCommand::Healthcheck { max_age_seconds }) = config.command {
+        let fresh = wiring::heartbeat_is_fresh(&config.heartbeat_file, Duration::from_secs(max_age_seconds));
+        return if fresh { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    if let Err(e) = telemetry::init("worker", &config.log.log_level) {
+        eprintln!("gift-worker: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error_code = "STARTUP_FAILED", error_message = %e, "gift-worker failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: WorkerServiceConfig) -> Result<(), String> {
+    let store = wiring::postgres_store(&config.db).await?;
+    let queue = wiring::sqs_queue(&config.sqs).await;
+    let deps = wiring::deps(store, queue, config.worker.send_failure_rate);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let relay = tokio::spawn(gift_core::relay::run_relay(deps.clone(), config.worker.relay_config(), stopped()));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    // Stops receiving at the signal and finishes the batch in hand: no message is left
+    // half-handled, and unreceived ones stay on the queue for the next task.
+    gift_core::worker::run_worker(
+        deps,
+        config.worker.worker_config(),
+        wiring::heartbeat(&config.heartbeat_file),
+        stopped(),
+    )
+    .await;
+    let _ = relay.await;
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Configuration from environment variables (and the equivalent flags). Each field names
+//! its variable; `docs/configuration.md` lists them all.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is outside 0.0–1.0"))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Largest request body accepted (bytes); larger bodies get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+    /// A request taking longer gets 503 (milliseconds).
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; beyond this the API sheds load with 503 + Retry-After.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+    /// How long an accepted send's outbox row waits for the API's own publish before the
+    /// relay publishes it (milliseconds).
+    #[arg(long, env = "PUBLISH_GRACE_MS", default_value_t = 5_000)]
+    pub publish_grace_ms: u64,
+}
+
+impl HttpArgs {
+    pub fn api_config(&self) -> gift_core::http::ApiConfig {
+        gift_core::http::ApiConfig {
+            publish_grace: Duration::from_millis(self.publish_grace_ms),
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Probability (0.0–1.0) that a pseudo-send fails.
+    #[arg(long, env = "SEND_FAILURE_RATE", default_value_t = 0.2, value_parser = parse_rate)]
+    pub send_failure_rate: f64,
+    /// Messages per receive (1–10), handled concurrently.
+    #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub worker_batch_size: u32,
+    /// Long-poll wait per receive (0–20 seconds).
+    #[arg(long, env = "WORKER_WAIT_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub worker_wait_seconds: u64,
+    /// How long a failed message stays hidden before its next attempt (seconds).
+    #[arg(long, env = "RETRY_BACKOFF_SECONDS", default_value_t = 5)]
+    pub retry_backoff_seconds: u64,
+    /// The receive on which a failure is final; must equal the queue's maxReceiveCount.
+    #[arg(long, env = "MAX_RECEIVES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_receives: u32,
+    /// Pause between outbox relay passes (milliseconds).
+    #[arg(long, env = "RELAY_INTERVAL_MS", default_value_t = 1_000)]
+    pub relay_interval_ms: u64,
+    /// A QUEUED gift untouched this long is assumed to have lost its message and is
+    /// re-published (seconds); keep it above the whole retry window.
+    #[arg(long, env = "STALE_QUEUED_SECONDS", default_value_t = 900)]
+    pub stale_queued_seconds: u64,
+}
+
+impl WorkerArgs {
+    pub fn worker_config(&self) -> gift_core::worker::WorkerConfig {
+        gift_core::worker::WorkerConfig {
+            batch_size: self.worker_batch_size,
+            wait: Duration::from_secs(self.worker_wait_seconds),
+            error_pause: Duration::from_secs(1),
+            retry: gift_core::service::RetryPolicy {
+                max_receives: self.max_receives,
+                backoff: Duration::from_secs(self.retry_backoff_seconds),
+            },
+        }
+    }
+
+    pub fn relay_config(&self) -> gift_core::relay::RelayConfig {
+        gift_core::relay::RelayConfig {
+            interval: Duration::from_millis(self.relay_interval_ms),
+            batch: 100,
+            stale_after: Duration::from_secs(self.stale_queued_seconds),
+        }
+    }
+}
+
+/// `DATABASE_URL`, or the split `DB_*` variables that Terraform sets. URL first.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    #[arg(long, env = "DB_HOST")]
+    pub db_host: Option<String>,
+    #[arg(long, env = "DB_PORT", default_value_t = 5432)]
+    pub db_port: u16,
+    #[arg(long, env = "DB_NAME")]
+    pub db_name: Option<String>,
+    #[arg(long, env = "DB_USER")]
+    pub db_user: Option<String>,
+    #[arg(long, env = "DB_PASSWORD", hide_env_values = true)]
+    pub db_password: Option<String>,
+    /// disable | prefer | require | verify-ca | verify-full (applies to both forms unless the URL sets sslmode).
+    #[arg(long, env = "DB_SSLMODE", default_value = "prefer")]
+    pub db_sslmode: String,
+    #[arg(long, env = "DB_POOL_MAX", default_value_t = 10)]
+    pub db_pool_max: u32,
+    /// How long a request waits for a pooled connection before 503 (milliseconds).
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2_000)]
+    pub db_acquire_timeout_ms: u64,
+    /// Apply database migrations at start (under an advisory lock).
+    #[arg(long, env = "RUN_MIGRATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub run_migrations: bool,
+}
+
+impl DbArgs {
+    /// Builds connection options; the error names the variables to set.
+    pub fn connect_options(&self) -> Result<PgConnectOptions, String> {
+        let ssl: PgSslMode = self.db_sslmode.parse().map_err(|_| {
+            format!(
+                "DB_SSLMODE: {:?} is not one of disable, allow, prefer, require, verify-ca, verify-full",
+                self.db_sslmode
+            )
+        })?;
+        if let Some(url) = self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            let options: PgConnectOptions =
+                url.parse().map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+            return Ok(if url.contains("sslmode=") { options } else { options.ssl_mode(ssl) });
+        }
+        let missing: Vec<&str> = [("DB_HOST", &self.db_host), ("DB_NAME", &self.db_name), ("DB_USER", &self.db_user)]
+            .into_iter()
+            .filter(|(_, v)| v.as_deref().is_none_or(str::is_empty))
+            .map(|(name, _)| name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "database not configured: set DATABASE_URL, or DB_HOST, DB_NAME, DB_USER and DB_PASSWORD (missing: {})",
+                missing.join(", ")
+            ));
+        }
+        let mut options = PgConnectOptions::new()
+            .host(self.db_host.as_deref().unwrap_or_default())
+            .port(self.db_port)
+            .database(self.db_name.as_deref().unwrap_or_default())
+            .username(self.db_user.as_deref().unwrap_or_default())
+            .ssl_mode(ssl);
+        if let Some(password) = &self.db_password {
+            options = options.password(password);
+        }
+        Ok(options)
+    }
+
+    pub fn pool_settings(&self) -> gift_runtime::postgres::PoolSettings {
+        gift_runtime::postgres::PoolSettings {
+            max_connections: self.db_pool_max,
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SqsArgs {
+    /// The queue's URL. Region and credentials follow the AWS SDK's standard chain
+    /// (`AWS_REGION`, task role); `AWS_ENDPOINT_URL_SQS` points at an emulator.
+    #[arg(long, env = "SQS_QUEUE_URL")]
+    pub sqs_queue_url: String,
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+}
+
+/// The local all-in-one service.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "gift-local",
+    about = "The gift service in one process on an embedded database: no PostgreSQL, no AWS."
+)]
+pub struct LocalConfig {
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// The embedded database file (store and queue); created if missing.
+    #[arg(long, env = "DATA_FILE", default_value = "gift-data.sqlite")]
+    pub data_file: PathBuf,
+    /// Embedded queue visibility timeout (seconds): how long a message taken by a worker
+    /// that died stays hidden.
+    #[arg(long, env = "VISIBILITY_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub visibility_timeout_seconds: u64,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The ECS API service.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "gift-api", about = "The gift HTTP API (PostgreSQL + SQS).")]
+pub struct ApiServiceConfig {
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub sqs: SqsArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The ECS worker service (worker loop + outbox relay).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "gift-worker",
+    about = "The gift worker: consumes SQS, pseudo-sends, records outcomes; also relays the outbox."
+)]
+pub struct WorkerServiceConfig {
+    #[command(subcommand)]
+    pub command: Option<WorkerCommand>,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub sqs: SqsArgs,
+    /// File the worker loop touches each turn; `gift-worker healthcheck` reads it.
+    #[arg(long, env = "HEARTBEAT_FILE", default_value = "/tmp/gift-worker.heartbeat", global = true)]
+    pub heartbeat_file: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum WorkerCommand {
+    /// Exit 0 if the worker loop turned within the last `--max-age-seconds`, else 1.
+    Healthcheck {
+        #[arg(long, default_value_t = 90)]
+        max_age_seconds: u64,
+    },
+}

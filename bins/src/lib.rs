@@ -1,0 +1,43 @@
+//! Thin binaries and what they share.
+//!
+//! # Layout
+//!
+//! - `src/bin/gift-local.rs`: API + worker + relay in one process on the embedded SQLite
+//!   store and queue — the quick start.
+//! - `src/bin/gift-api.rs`: the ECS API service (PostgreSQL + SQS).
+//! - `src/bin/gift-worker.rs`: the ECS worker service, which also runs the outbox relay,
+//!   and its `healthcheck` subcommand for the container health check.
+//! - [`config`]: every environment variable, parsed by clap; invalid config fails fast
+//!   naming the variable.
+//! - [`telemetry`]: JSON log lines with `timestamp`, `service`, `status` (the level).
+//! - [`serve`]: transport middleware (load shedding, timeout, request logs) and graceful
+//!   shutdown around the core router.
+//! - [`wiring`]: building ports from config.
+
+pub mod config;
+pub mod serve;
+pub mod telemetry;
+pub mod wiring;
+
+/// Resolves on SIGTERM (ECS stopping the task) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!(event = "SHUTDOWN", "shutdown signal received; draining");
+}

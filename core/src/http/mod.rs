@@ -1,0 +1,52 @@
+//! The HTTP surface: [`router`] builds every route of the API over [`ApiState`]; the
+//! production binaries add transport middleware (timeouts, limits, tracing) around it.
+
+mod error;
+mod handlers;
+
+pub use error::ApiError;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::service::Deps;
+
+/// Settings the HTTP layer needs besides the ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// How long the relay waits before publishing an outbox row the API did not remove.
+    pub publish_grace: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { publish_grace: Duration::from_secs(5), max_body_bytes: 16 * 1024 }
+    }
+}
+
+pub struct ApiState {
+    pub deps: Deps,
+    pub config: ApiConfig,
+}
+
+/// The complete API: `/gifts`, `/gifts/{gift_id}`, `/gifts/{gift_id}/send`, `/healthz`,
+/// `/readyz`; anything else answers in the error shape.
+pub fn router(deps: Deps, config: ApiConfig) -> Router {
+    let state = Arc::new(ApiState { deps, config });
+    Router::new()
+        .route("/gifts", post(handlers::create_gift))
+        .route("/gifts/{gift_id}", get(handlers::get_gift))
+        .route("/gifts/{gift_id}/send", post(handlers::send_gift))
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .fallback(handlers::route_not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state)
+}

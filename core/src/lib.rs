@@ -1,0 +1,28 @@
+//! What the gift service decides, and nothing about how it touches the world.
+//!
+//! # Layout
+//!
+//! - [`domain`]: newtypes that parse client input once (`Amount`, `Message`,
+//!   `IdempotencyKey`, `GiftId`, `GiftCode`), the [`domain::Status`] state machine and the
+//!   `Gift` record.
+//! - [`ports`]: the traits every effect goes through — [`ports::Store`], [`ports::Queue`],
+//!   [`ports::Env`] (clock, randomness, sleep) and [`ports::Dispatcher`] (the pseudo-send).
+//!   Production, embedded and simulated adapters implement them elsewhere.
+//! - [`service`]: the use cases — create a gift, request its sending, handle one queue
+//!   delivery, relay the outbox — each a plain async function over the ports.
+//! - [`worker`] and [`relay`]: the long-running loops that call those services.
+//! - [`http`]: the axum `Router` for every endpoint and the single place that maps errors
+//!   to status codes and the error shape.
+//!
+//! Nothing in this crate reads the wall clock, OS randomness or `Uuid::new_v4()`: the
+//! [`ports::Env`] port supplies time and random draws, so a simulation seed replays exactly.
+
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ports;
+pub mod relay;
+pub mod service;
+pub mod worker;
+
+pub use error::{AppError, QueueError, StoreError};

@@ -1,0 +1,126 @@
+//! The traits every effect goes through. Services are written against these only, so the
+//! same code runs on Postgres + SQS, on the embedded SQLite adapters, and inside madsim.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, Status, Timestamp};
+use crate::error::{QueueError, StoreError};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Time and randomness. Production reads the real clock and OS randomness; the simulation
+/// answers from the seed. Deciding code must take both from here and nowhere else.
+pub trait Env: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+    fn random_u64(&self) -> u64;
+    fn sleep(&self, duration: Duration) -> BoxFuture<()>;
+
+    fn random_u128(&self) -> u128 {
+        (u128::from(self.random_u64()) << 64) | u128::from(self.random_u64())
+    }
+
+    /// A uniform draw in `[0, 1)`.
+    fn random_unit(&self) -> f64 {
+        (self.random_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The command the send transaction executes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendCommand {
+    pub gift_id: GiftId,
+    pub key: IdempotencyKey,
+    pub now: Timestamp,
+    /// When the relay may publish the outbox row if the API's own publish has not removed it.
+    pub outbox_available_at: Timestamp,
+}
+
+/// What the send transaction decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendDecision {
+    /// CREATED → QUEUED, the send request and the outbox row were written in one transaction.
+    Queued(SendAccepted),
+    /// This `(gift_id, key)` was accepted before; nothing was written.
+    Replay(SendAccepted),
+    /// The gift is not CREATED and the key is new.
+    Conflict(Status),
+    NotFound,
+}
+
+/// A send waiting in the outbox for its queue message to be published.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OutboxEntry {
+    pub gift_id: GiftId,
+    pub request_id: IdempotencyKey,
+}
+
+/// Persistent state: gifts, send requests, and the outbox. Every method is atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a CREATED gift. `Err(CodeTaken)` when its code exists already.
+    async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError>;
+
+    async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError>;
+
+    /// The send transaction: lock the gift row, replay a known key, re-check CREATED, insert
+    /// the send request and the outbox row, set QUEUED — all or nothing.
+    async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError>;
+
+    /// `QUEUED → SENT` if still QUEUED; `Ok(false)` means someone else finished it first.
+    async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// `QUEUED → FAILED` with `last_error` if still QUEUED.
+    async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Outbox rows whose `available_at <= now`, oldest first.
+    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Removes the outbox row once its message is known to be on the queue.
+    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
+
+    /// The backstop for messages lost after they left the outbox: QUEUED gifts last touched
+    /// before `stale_before` and without an outbox row get one again (and `updated_at = now`).
+    /// Returns how many were re-armed.
+    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError>;
+
+    /// Cheap round trip for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// An opaque handle to one receipt of a message.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Receipt(pub String);
+
+/// One receipt of a queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Raw body; the worker parses it so a poison message is its decision, not the adapter's.
+    pub body: String,
+    pub receipt: Receipt,
+    /// SQS `ApproximateReceiveCount`: 1 on the first receive.
+    pub receive_count: u32,
+}
+
+/// An SQS-like queue: at-least-once, visibility timeout, receive count, dead-letter after
+/// the maximum number of receives.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    async fn publish(&self, body: &str) -> Result<(), QueueError>;
+    /// Waits up to `wait` for at least one message; returns at most `max`.
+    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+    async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;
+    /// Makes the message visible again after `delay` (zero releases it at once).
+    async fn set_visibility(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError>;
+    async fn ping(&self) -> Result<(), QueueError>;
+}
+
+/// The pseudo-send: the stand-in for e-mail/SMS delivery.
+#[async_trait]
+pub trait Dispatcher: Send + Sync + 'static {
+    /// `Err(reason)` when the send failed.
+    async fn dispatch(&self, gift: &Gift, request_id: &IdempotencyKey, receive_count: u32) -> Result<(), String>;
+}

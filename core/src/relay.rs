@@ -1,0 +1,85 @@
+//! The outbox relay: publishes sends whose publish after commit failed or never happened,
+//! and re-arms QUEUED gifts whose message was lost after it left the outbox. Both are safe
+//! to repeat because the worker ignores duplicates.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::{select, Either};
+
+use crate::domain::SendMessage;
+use crate::error::AppError;
+use crate::service::Deps;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Pause between passes.
+    pub interval: Duration,
+    /// Outbox rows published per pass.
+    pub batch: u32,
+    /// A QUEUED gift untouched this long, with no outbox row, is assumed to have lost its
+    /// message and is re-armed. Must exceed the worst retry window (5 receives × backoff
+    /// plus visibility timeouts), or healthy retries get duplicate messages.
+    pub stale_after: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(1), batch: 100, stale_after: Duration::from_secs(900) }
+    }
+}
+
+/// What one relay pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayPass {
+    pub published: u32,
+    pub publish_failed: u32,
+    pub rearmed: u32,
+}
+
+/// One pass: publish due outbox rows (removing each once published), then re-arm stale
+/// QUEUED gifts so the next pass publishes them.
+pub async fn relay_once(deps: &Deps, config: RelayConfig) -> Result<RelayPass, AppError> {
+    let now = deps.env.now();
+    let mut pass = RelayPass::default();
+    for entry in deps.store.outbox_due(now, config.batch).await? {
+        let body = SendMessage { gift_id: entry.gift_id, request_id: entry.request_id.clone() }.to_body();
+        match deps.queue.publish(&body).await {
+            Ok(()) => {
+                pass.published += 1;
+                tracing::info!(gift_id = %entry.gift_id, request_id = %entry.request_id, event = "RELAYED", "outbox message published");
+                deps.store.outbox_remove(&entry).await?;
+            }
+            Err(e) => {
+                pass.publish_failed += 1;
+                tracing::warn!(gift_id = %entry.gift_id, request_id = %entry.request_id, error_code = "PUBLISH_FAILED", error_message = %e, "relay publish failed");
+                // The queue is likely down: stop this pass rather than fail every row.
+                break;
+            }
+        }
+    }
+    let stale_before = now - chrono::Duration::from_std(config.stale_after).unwrap_or_default();
+    pass.rearmed = deps.store.rearm_stale(stale_before, now, config.batch).await?;
+    if pass.rearmed > 0 {
+        tracing::warn!(
+            count = pass.rearmed,
+            error_code = "STALE_QUEUED",
+            "re-armed QUEUED gifts whose message was lost"
+        );
+    }
+    Ok(pass)
+}
+
+/// Runs relay passes until `shutdown` resolves.
+pub async fn run_relay(deps: Deps, config: RelayConfig, shutdown: impl Future<Output = ()> + Send) {
+    let mut shutdown = Box::pin(shutdown);
+    loop {
+        if let Err(e) = relay_once(&deps, config).await {
+            tracing::error!(error_code = "RELAY_FAILED", error_message = %e, "relay pass failed");
+        }
+        let pause = deps.env.sleep(config.interval);
+        if let Either::Right(_) = select(pause, shutdown.as_mut()).await {
+            break;
+        }
+    }
+}

@@ -1,0 +1,60 @@
+use std::time::Duration;
+
+use crate::domain::{GiftId, IdempotencyKey, SendAccepted, SendMessage};
+use crate::error::AppError;
+use crate::ports::{Env, OutboxEntry, Queue, SendCommand, SendDecision, Store};
+
+/// The answer to a send request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Newly accepted (202).
+    Accepted(SendAccepted),
+    /// Same key as an earlier accepted request (200, identical body).
+    Replayed(SendAccepted),
+}
+
+/// Accepts a send: the transaction queues the gift and writes an outbox row; then the
+/// message is published right away. If that publish fails, or the process dies before it,
+/// the relay publishes the outbox row after `publish_grace` — the client's 202 stands
+/// either way, which is what makes "accepted" mean "will be processed".
+pub async fn request_send(
+    store: &dyn Store,
+    queue: &dyn Queue,
+    env: &dyn Env,
+    gift_id: GiftId,
+    key: IdempotencyKey,
+    publish_grace: Duration,
+) -> Result<SendOutcome, AppError> {
+    let now = env.now();
+    let cmd = SendCommand {
+        gift_id,
+        key: key.clone(),
+        now,
+        outbox_available_at: now + chrono::Duration::from_std(publish_grace).unwrap_or_default(),
+    };
+    let accepted = match store.request_send(&cmd).await? {
+        SendDecision::NotFound => return Err(AppError::NotFound),
+        SendDecision::Conflict(status) => return Err(AppError::Conflict { status }),
+        SendDecision::Replay(body) => {
+            tracing::info!(gift_id = %gift_id, request_id = %key, event = "REPLAYED", "send replayed");
+            return Ok(SendOutcome::Replayed(body));
+        }
+        SendDecision::Queued(body) => body,
+    };
+    tracing::info!(gift_id = %gift_id, request_id = %key, event = "QUEUED", "send accepted");
+
+    let message = SendMessage { gift_id, request_id: key.clone() };
+    match queue.publish(&message.to_body()).await {
+        Ok(()) => {
+            let entry = OutboxEntry { gift_id, request_id: key.clone() };
+            if let Err(e) = store.outbox_remove(&entry).await {
+                // Harmless: the relay will publish a duplicate, which the worker ignores.
+                tracing::warn!(gift_id = %gift_id, request_id = %key, error_code = "OUTBOX_REMOVE_FAILED", error_message = %e, "outbox row left for the relay");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(gift_id = %gift_id, request_id = %key, error_code = "PUBLISH_FAILED", error_message = %e, "publish failed; the relay will retry");
+        }
+    }
+    Ok(SendOutcome::Accepted(accepted))
+}

@@ -1,0 +1,149 @@
+//! What every [`Queue`] must do, SQS being the reference.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gift_core::ports::{Delivery, Queue};
+
+use crate::rt;
+
+/// A queue built for one test, configured with the given visibility timeout and a
+/// redrive to a dead-letter queue after 5 receives.
+pub struct QueueUnderTest {
+    pub queue: Arc<dyn Queue>,
+    /// Reads (without consuming for good) the bodies that reached the dead-letter queue.
+    pub dead_letters: Box<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<String>> + Send>> + Send + Sync>,
+}
+
+const SHORT: Duration = Duration::from_millis(200);
+const LONG: Duration = Duration::from_secs(2);
+
+/// Receives until `n` messages arrived or `patience` receives came back empty.
+async fn receive_n(q: &dyn Queue, n: usize, patience: usize) -> Vec<Delivery> {
+    let mut got = Vec::new();
+    let mut empty = 0;
+    while got.len() < n && empty < patience {
+        let batch = q.receive(10, LONG).await.unwrap();
+        if batch.is_empty() {
+            empty += 1;
+        }
+        got.extend(batch);
+    }
+    got
+}
+
+fn unique_body(tag: &str) -> String {
+    format!("{{\"test\":\"{tag}\",\"nonce\":{}}}", rt::random_u64())
+}
+
+/// A published message is received with its body and receive count 1, then hidden.
+pub async fn publish_then_receive(t: QueueUnderTest) {
+    let q = &*t.queue;
+    let body = unique_body("publish");
+    q.publish(&body).await.unwrap();
+    let got = receive_n(q, 1, 3).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].body.as_str(), got[0].receive_count), (body.as_str(), 1));
+    assert!(q.receive(10, SHORT).await.unwrap().is_empty(), "an in-flight message was delivered twice");
+}
+
+/// Releasing a message (visibility 0) delivers it again with a higher count and a new
+/// receipt; deleting it removes it for good; deleting twice is not an error.
+pub async fn release_redelivers_and_delete_removes(t: QueueUnderTest) {
+    let q = &*t.queue;
+    q.publish(&unique_body("release")).await.unwrap();
+    let first = receive_n(q, 1, 3).await.remove(0);
+    q.set_visibility(&first.receipt, Duration::ZERO).await.unwrap();
+    let second = receive_n(q, 1, 3).await.remove(0);
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.receive_count, 2);
+    assert_ne!(second.receipt, first.receipt);
+    q.delete(&second.receipt).await.unwrap();
+    q.delete(&second.receipt).await.unwrap();
+    assert!(q.receive(10, SHORT).await.unwrap().is_empty(), "a deleted message came back");
+}
+
+/// A delay hides the message at least that long, then it comes back.
+pub async fn delay_hides_then_returns(t: QueueUnderTest) {
+    let q = &*t.queue;
+    q.publish(&unique_body("delay")).await.unwrap();
+    let first = receive_n(q, 1, 3).await.remove(0);
+    q.set_visibility(&first.receipt, Duration::from_secs(2)).await.unwrap();
+    assert!(q.receive(10, Duration::from_millis(500)).await.unwrap().is_empty(), "visible before its delay");
+    let again = receive_n(q, 1, 5).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].receive_count, 2);
+}
+
+/// Without a delete, the visibility timeout (1 s for this test's queue) brings it back.
+pub async fn visibility_timeout_expires(t: QueueUnderTest) {
+    let q = &*t.queue;
+    q.publish(&unique_body("expire")).await.unwrap();
+    let first = receive_n(q, 1, 3).await.remove(0);
+    rt::sleep(Duration::from_millis(1500)).await;
+    let again = receive_n(q, 1, 3).await;
+    assert_eq!(again.len(), 1, "the message did not reappear after its visibility timeout");
+    assert_eq!((again[0].body.as_str(), again[0].receive_count), (first.body.as_str(), 2));
+}
+
+/// After the fifth receive the message is not delivered again: it is dead-lettered.
+pub async fn fifth_receive_is_the_last(t: QueueUnderTest) {
+    let q = &*t.queue;
+    let body = unique_body("dlq");
+    q.publish(&body).await.unwrap();
+    for expected in 1..=5 {
+        let d = receive_n(q, 1, 3).await;
+        assert_eq!(d.len(), 1, "receive {expected} got nothing");
+        assert_eq!(d[0].receive_count, expected);
+        q.set_visibility(&d[0].receipt, Duration::ZERO).await.unwrap();
+    }
+    assert!(q.receive(10, SHORT).await.unwrap().is_empty(), "delivered a sixth time");
+    let mut dead = Vec::new();
+    for _ in 0..10 {
+        dead = (t.dead_letters)().await;
+        if dead.contains(&body) {
+            break;
+        }
+        rt::sleep(SHORT).await;
+    }
+    assert!(dead.contains(&body), "not in the dead-letter queue: {dead:?}");
+}
+
+/// A batch: each of several messages is delivered exactly once across receives.
+pub async fn batch_delivers_each_once(t: QueueUnderTest) {
+    let q = &*t.queue;
+    let bodies: BTreeSet<String> = (0..5).map(|i| unique_body(&format!("batch-{i}"))).collect();
+    for b in &bodies {
+        q.publish(b).await.unwrap();
+    }
+    let got = receive_n(q, bodies.len(), 5).await;
+    let received: Vec<String> = got.iter().map(|d| d.body.clone()).collect();
+    assert_eq!(received.len(), bodies.len(), "{received:?}");
+    assert_eq!(received.into_iter().collect::<BTreeSet<_>>(), bodies);
+    assert!(got.iter().all(|d| d.receive_count == 1));
+}
+
+/// An empty receive waits (long poll) and then returns nothing.
+pub async fn empty_receive_returns_nothing(t: QueueUnderTest) {
+    assert!(t.queue.receive(10, Duration::from_secs(1)).await.unwrap().is_empty());
+    t.queue.ping().await.unwrap();
+}
+
+/// Runs every queue test; `fresh` builds an empty queue whose visibility timeout is 1 s and
+/// whose redrive sends a message to the dead-letter queue after 5 receives.
+pub async fn run_all<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = QueueUnderTest>,
+{
+    publish_then_receive(fresh().await).await;
+    release_redelivers_and_delete_removes(fresh().await).await;
+    delay_hides_then_returns(fresh().await).await;
+    visibility_timeout_expires(fresh().await).await;
+    fifth_receive_is_the_last(fresh().await).await;
+    batch_delivers_each_once(fresh().await).await;
+    empty_receive_returns_nothing(fresh().await).await;
+}

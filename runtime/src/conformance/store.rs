@@ -1,0 +1,224 @@
+//! What every [`Store`] must do.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, SendAccepted, Status, Timestamp};
+use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
+use gift_core::StoreError;
+
+use crate::rt;
+
+fn new_gift(now: Timestamp) -> Gift {
+    Gift::new(
+        GiftId::from_random(u128::from(rt::random_u64()) << 64 | u128::from(rt::random_u64())),
+        GiftCode::from_random(rt::random_u64()),
+        Amount::try_from(1234).unwrap(),
+        Some(Message::parse("happy birthday — 🎂".into()).unwrap()),
+        now,
+    )
+}
+
+fn key(s: &str) -> IdempotencyKey {
+    IdempotencyKey::parse(s).unwrap()
+}
+
+fn cmd(gift: &Gift, k: &str, now: Timestamp) -> SendCommand {
+    SendCommand { gift_id: gift.id, key: key(k), now, outbox_available_at: now + chrono::Duration::seconds(5) }
+}
+
+fn accepted(gift: &Gift, k: &str) -> SendAccepted {
+    SendAccepted { gift_id: gift.id, status: Status::Queued, request_id: key(k) }
+}
+
+async fn created(store: &dyn Store, now: Timestamp) -> Gift {
+    let gift = new_gift(now);
+    store.insert_gift(&gift).await.expect("insert_gift");
+    gift
+}
+
+async fn status_of(store: &dyn Store, gift: &Gift) -> Status {
+    store.get_gift(gift.id).await.unwrap().expect("gift exists").status
+}
+
+async fn due_for(store: &dyn Store, gift: &Gift, now: Timestamp) -> Vec<OutboxEntry> {
+    let due = store.outbox_due(now, 10_000).await.unwrap();
+    due.into_iter().filter(|e| e.gift_id == gift.id).collect()
+}
+
+/// A gift reads back exactly as written; an unknown id reads as `None`.
+pub async fn insert_then_get_round_trips(store: &dyn Store) {
+    let now = rt::now_utc();
+    let mut gift = new_gift(now);
+    gift.message = None;
+    store.insert_gift(&gift).await.unwrap();
+    assert_eq!(store.get_gift(gift.id).await.unwrap(), Some(gift));
+    let with_message = created(store, now).await;
+    assert_eq!(store.get_gift(with_message.id).await.unwrap(), Some(with_message));
+    assert_eq!(store.get_gift(GiftId::from_random(7)).await.unwrap(), None);
+}
+
+/// A second gift with an existing code is refused as `CodeTaken`, and nothing is written.
+pub async fn duplicate_code_is_code_taken(store: &dyn Store) {
+    let now = rt::now_utc();
+    let first = created(store, now).await;
+    let mut second = new_gift(now);
+    second.code = first.code.clone();
+    assert_eq!(store.insert_gift(&second).await, Err(StoreError::CodeTaken));
+    assert_eq!(store.get_gift(second.id).await.unwrap(), None);
+}
+
+/// The send transaction: queue once, replay the same key, refuse other keys, 404 unknown.
+pub async fn send_queues_replays_and_conflicts(store: &dyn Store) {
+    let now = rt::now_utc();
+    let gift = created(store, now).await;
+    let later = now + chrono::Duration::seconds(1);
+    assert_eq!(
+        store.request_send(&cmd(&gift, "k-1", later)).await.unwrap(),
+        SendDecision::Queued(accepted(&gift, "k-1"))
+    );
+    let stored = store.get_gift(gift.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Queued);
+    assert_eq!(stored.updated_at, later);
+    assert_eq!(
+        store.request_send(&cmd(&gift, "k-1", later)).await.unwrap(),
+        SendDecision::Replay(accepted(&gift, "k-1"))
+    );
+    assert_eq!(store.request_send(&cmd(&gift, "k-2", later)).await.unwrap(), SendDecision::Conflict(Status::Queued));
+    let mut ghost = new_gift(now);
+    ghost.id = GiftId::from_random(99);
+    assert_eq!(store.request_send(&cmd(&ghost, "k-1", later)).await.unwrap(), SendDecision::NotFound);
+    // The same key on another gift is a different request.
+    let other = created(store, now).await;
+    assert_eq!(
+        store.request_send(&cmd(&other, "k-1", later)).await.unwrap(),
+        SendDecision::Queued(accepted(&other, "k-1"))
+    );
+}
+
+/// A terminal gift still replays its own key and conflicts on any other.
+pub async fn terminal_gifts_replay_and_conflict(store: &dyn Store) {
+    let now = rt::now_utc();
+    let gift = created(store, now).await;
+    store.request_send(&cmd(&gift, "a", now)).await.unwrap();
+    assert!(store.mark_sent(gift.id, now).await.unwrap());
+    assert_eq!(store.request_send(&cmd(&gift, "a", now)).await.unwrap(), SendDecision::Replay(accepted(&gift, "a")));
+    assert_eq!(store.request_send(&cmd(&gift, "b", now)).await.unwrap(), SendDecision::Conflict(Status::Sent));
+}
+
+/// Conditional updates: only QUEUED moves, exactly once; FAILED records the error.
+pub async fn conditional_updates_move_only_queued(store: &dyn Store) {
+    let now = rt::now_utc();
+    let later = now + chrono::Duration::seconds(3);
+    let fresh = created(store, now).await;
+    assert!(!store.mark_sent(fresh.id, later).await.unwrap(), "CREATED must not become SENT");
+    assert!(!store.mark_failed(fresh.id, "x", later).await.unwrap(), "CREATED must not become FAILED");
+    assert_eq!(status_of(store, &fresh).await, Status::Created);
+
+    let sent = created(store, now).await;
+    store.request_send(&cmd(&sent, "s", now)).await.unwrap();
+    assert!(store.mark_sent(sent.id, later).await.unwrap());
+    assert!(!store.mark_sent(sent.id, later).await.unwrap(), "SENT twice");
+    assert!(!store.mark_failed(sent.id, "late", later).await.unwrap(), "SENT became FAILED");
+    let read = store.get_gift(sent.id).await.unwrap().unwrap();
+    assert_eq!((read.status, read.last_error, read.updated_at), (Status::Sent, None, later));
+
+    let failed = created(store, now).await;
+    store.request_send(&cmd(&failed, "f", now)).await.unwrap();
+    assert!(store.mark_failed(failed.id, "pseudo-send failed (attempt 5)", later).await.unwrap());
+    assert!(!store.mark_sent(failed.id, later).await.unwrap(), "FAILED became SENT");
+    let read = store.get_gift(failed.id).await.unwrap().unwrap();
+    assert_eq!((read.status, read.last_error.as_deref()), (Status::Failed, Some("pseudo-send failed (attempt 5)")));
+    assert!(!store.mark_sent(GiftId::from_random(5), later).await.unwrap());
+}
+
+/// Racing sends: different keys queue the gift exactly once; the same key replays.
+pub async fn concurrent_sends_queue_once(store: Arc<dyn Store>) {
+    let now = rt::now_utc();
+    let gift = created(&*store, now).await;
+    let decisions = join_all((0..8).map(|i| {
+        let store = store.clone();
+        let c = cmd(&gift, &format!("race-{i}"), now);
+        async move { store.request_send(&c).await.unwrap() }
+    }))
+    .await;
+    let queued = decisions.iter().filter(|d| matches!(d, SendDecision::Queued(_))).count();
+    let conflicts = decisions.iter().filter(|d| **d == SendDecision::Conflict(Status::Queued)).count();
+    assert_eq!((queued, conflicts), (1, 7), "{decisions:?}");
+
+    let gift = created(&*store, now).await;
+    let decisions = join_all((0..8).map(|_| {
+        let store = store.clone();
+        let c = cmd(&gift, "same", now);
+        async move { store.request_send(&c).await.unwrap() }
+    }))
+    .await;
+    let queued = decisions.iter().filter(|d| matches!(d, SendDecision::Queued(_))).count();
+    let replays = decisions.iter().filter(|d| **d == SendDecision::Replay(accepted(&gift, "same"))).count();
+    assert_eq!((queued, replays), (1, 7), "{decisions:?}");
+}
+
+/// The outbox row is written with the send, becomes due at its time, and goes on removal.
+pub async fn outbox_follows_the_send(store: &dyn Store) {
+    let now = rt::now_utc();
+    let gift = created(store, now).await;
+    store.request_send(&cmd(&gift, "o", now)).await.unwrap();
+    let entry = OutboxEntry { gift_id: gift.id, request_id: key("o") };
+    assert_eq!(due_for(store, &gift, now).await, vec![], "due before its time");
+    let due_at = now + chrono::Duration::seconds(5);
+    assert_eq!(due_for(store, &gift, due_at).await, vec![entry.clone()]);
+    // A replay writes nothing new.
+    store.request_send(&cmd(&gift, "o", now)).await.unwrap();
+    assert_eq!(due_for(store, &gift, due_at).await, vec![entry.clone()]);
+    store.outbox_remove(&entry).await.unwrap();
+    assert_eq!(due_for(store, &gift, due_at).await, vec![]);
+    store.outbox_remove(&entry).await.unwrap();
+}
+
+/// Stale QUEUED gifts without an outbox row are re-armed once; fresh ones and finished
+/// ones are left alone.
+pub async fn rearm_finds_only_stale_queued(store: &dyn Store) {
+    // Far in the past, so gifts of other tests sharing the store are never stale here.
+    let t0 = Timestamp::from_timestamp(946_684_800, 0).unwrap()
+        + chrono::Duration::seconds((rt::random_u64() % 1_000_000) as i64);
+    let stale = created(store, t0).await;
+    store.request_send(&cmd(&stale, "st", t0)).await.unwrap();
+    store.outbox_remove(&OutboxEntry { gift_id: stale.id, request_id: key("st") }).await.unwrap();
+    let done = created(store, t0).await;
+    store.request_send(&cmd(&done, "dn", t0)).await.unwrap();
+    store.outbox_remove(&OutboxEntry { gift_id: done.id, request_id: key("dn") }).await.unwrap();
+    store.mark_sent(done.id, t0).await.unwrap();
+    let fresh_at = t0 + chrono::Duration::seconds(100);
+    let fresh = created(store, fresh_at).await;
+    store.request_send(&cmd(&fresh, "fr", fresh_at)).await.unwrap();
+    store.outbox_remove(&OutboxEntry { gift_id: fresh.id, request_id: key("fr") }).await.unwrap();
+
+    let now = t0 + chrono::Duration::seconds(200);
+    let stale_before = t0 + chrono::Duration::seconds(50);
+    assert_eq!(store.rearm_stale(stale_before, now, 100).await.unwrap(), 1);
+    assert_eq!(due_for(store, &stale, now).await, vec![OutboxEntry { gift_id: stale.id, request_id: key("st") }]);
+    assert_eq!(store.get_gift(stale.id).await.unwrap().unwrap().updated_at, now);
+    assert_eq!(due_for(store, &fresh, now).await, vec![]);
+    assert_eq!(store.rearm_stale(stale_before, now, 100).await.unwrap(), 0, "re-armed twice");
+}
+
+pub async fn ping_answers(store: &dyn Store) {
+    store.ping().await.unwrap();
+}
+
+/// Runs every store test; `fresh` builds an empty store for each.
+pub async fn run_all<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Store>>,
+{
+    insert_then_get_round_trips(&*fresh().await).await;
+    duplicate_code_is_code_taken(&*fresh().await).await;
+    send_queues_replays_and_conflicts(&*fresh().await).await;
+    terminal_gifts_replay_and_conflict(&*fresh().await).await;
+    conditional_updates_move_only_queued(&*fresh().await).await;
+    concurrent_sends_queue_once(fresh().await).await;
+    outbox_follows_the_send(&*fresh().await).await;
+    rearm_finds_only_stale_queued(&*fresh().await).await;
+    ping_answers(&*fresh().await).await;
+}

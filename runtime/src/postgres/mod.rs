@@ -1,0 +1,227 @@
+//! The production store on PostgreSQL (sqlx). The send transaction locks the gift row with
+//! `SELECT … FOR UPDATE`; the worker's updates are conditional on `status = 'QUEUED'`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, SendAccepted, Status, Timestamp};
+use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
+use gift_core::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::sql::{is_code_violation, store_error};
+
+/// Pool sizing and waiting; a full pool answers 503 after `acquire_timeout` instead of queueing forever.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// Server-side cap on any one statement, so a stuck query cannot hold a connection.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(2), statement_timeout: Duration::from_secs(5) }
+    }
+}
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Builds the pool lazily: the process starts even while the database is down, and
+    /// `/readyz` reports it.
+    pub fn new(options: PgConnectOptions, settings: PoolSettings) -> Self {
+        let options = options.options([("statement_timeout", format!("{}", settings.statement_timeout.as_millis()))]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options);
+        Self { pool }
+    }
+
+    /// Applies the embedded migrations (sqlx holds an advisory lock, so concurrent starts are safe).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+const GIFT_COLUMNS: &str = "id, code, amount, message, status, last_error, created_at, updated_at";
+
+fn gift_from_row(row: &PgRow) -> Result<Gift, StoreError> {
+    let bad = |e: gift_core::domain::ParseError| StoreError::Other(format!("bad row: {e}"));
+    let get = |e: sqlx::Error| StoreError::Other(format!("bad row: {e}"));
+    Ok(Gift {
+        id: GiftId::from(row.try_get::<Uuid, _>("id").map_err(get)?),
+        code: GiftCode::parse(row.try_get("code").map_err(get)?).map_err(bad)?,
+        amount: Amount::try_from(row.try_get::<i64, _>("amount").map_err(get)?).map_err(bad)?,
+        message: row
+            .try_get::<Option<String>, _>("message")
+            .map_err(get)?
+            .map(Message::parse)
+            .transpose()
+            .map_err(bad)?,
+        status: Status::parse(row.try_get("status").map_err(get)?).map_err(bad)?,
+        last_error: row.try_get("last_error").map_err(get)?,
+        created_at: row.try_get("created_at").map_err(get)?,
+        updated_at: row.try_get("updated_at").map_err(get)?,
+    })
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gifts (id, code, amount, message, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(gift.id.as_uuid())
+        .bind(gift.code.as_str())
+        .bind(gift.amount.get())
+        .bind(gift.message.as_ref().map(|m| m.as_str()))
+        .bind(gift.status.as_str())
+        .bind(gift.created_at)
+        .bind(gift.updated_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| if is_code_violation(&e) { StoreError::CodeTaken } else { store_error(e) })
+    }
+
+    async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {GIFT_COLUMNS} FROM gifts WHERE id = $1"))
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.as_ref().map(gift_from_row).transpose()
+    }
+
+    async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // Lock the gift row and learn, in the same round trip, whether this key was seen.
+        let row = sqlx::query(
+            "SELECT g.status, EXISTS (SELECT 1 FROM send_requests s WHERE s.gift_id = g.id AND s.request_id = $2) AS seen \
+             FROM gifts g WHERE g.id = $1 FOR UPDATE OF g",
+        )
+        .bind(cmd.gift_id.as_uuid())
+        .bind(cmd.key.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some(row) = row else { return Ok(SendDecision::NotFound) };
+        let status = Status::parse(row.try_get("status").map_err(store_error)?).map_err(|e| StoreError::Other(e.0))?;
+        let seen: bool = row.try_get("seen").map_err(store_error)?;
+        let accepted = SendAccepted { gift_id: cmd.gift_id, status: Status::Queued, request_id: cmd.key.clone() };
+        if seen {
+            return Ok(SendDecision::Replay(accepted));
+        }
+        if status != Status::Created {
+            return Ok(SendDecision::Conflict(status));
+        }
+        sqlx::query(
+            "WITH request AS (INSERT INTO send_requests (gift_id, request_id, created_at) VALUES ($1, $2, $3)), \
+                  outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at) VALUES ($1, $2, $4)) \
+             UPDATE gifts SET status = 'QUEUED', updated_at = $3 WHERE id = $1",
+        )
+        .bind(cmd.gift_id.as_uuid())
+        .bind(cmd.key.as_str())
+        .bind(cmd.now)
+        .bind(cmd.outbox_available_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(SendDecision::Queued(accepted))
+    }
+
+    async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE gifts SET status = 'SENT', updated_at = $2 WHERE id = $1 AND status = 'QUEUED'")
+            .bind(id.as_uuid())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE gifts SET status = 'FAILED', last_error = $2, updated_at = $3 WHERE id = $1 AND status = 'QUEUED'",
+        )
+        .bind(id.as_uuid())
+        .bind(error)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT gift_id, request_id FROM outbox WHERE available_at <= $1 ORDER BY available_at, gift_id, request_id LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM outbox WHERE gift_id = $1 AND request_id = $2")
+            .bind(entry.gift_id.as_uuid())
+            .bind(entry.request_id.as_str())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
+        // SKIP LOCKED: several relays may sweep at once without waiting on each other or
+        // on a send transaction that holds a row.
+        let done = sqlx::query(
+            "WITH stale AS ( \
+                 SELECT g.id FROM gifts g \
+                 WHERE g.status = 'QUEUED' AND g.updated_at < $1 \
+                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.gift_id = g.id) \
+                 ORDER BY g.updated_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
+             touched AS (UPDATE gifts g SET updated_at = $2 FROM stale WHERE g.id = stale.id RETURNING g.id) \
+             INSERT INTO outbox (gift_id, request_id, available_at) \
+             SELECT s.gift_id, s.request_id, $2 FROM send_requests s JOIN touched t ON s.gift_id = t.id \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(stale_before)
+        .bind(now)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(done.rows_affected() as u32)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(store_error)
+    }
+}
+
+fn outbox_from_row(row: &PgRow) -> Result<OutboxEntry, StoreError> {
+    let key: String = row.try_get("request_id").map_err(store_error)?;
+    Ok(OutboxEntry {
+        gift_id: GiftId::from(row.try_get::<Uuid, _>("gift_id").map_err(store_error)?),
+        request_id: IdempotencyKey::parse(&key).map_err(|e| StoreError::Other(e.0))?,
+    })
+}

@@ -1,0 +1,383 @@
+# ECS on Fargate: one cluster, two services (api, worker) running the same
+# image with different commands. Each task has three containers:
+#   gift-api | gift-worker   the application (read-only root fs, /tmp is a scratch volume)
+#   log-router               FireLens / fluent-bit: app stdout -> Datadog logs (when app_log_destination = "datadog")
+#   datadog-agent            metrics (ecs.fargate.*) and an APM/DogStatsD endpoint on localhost
+
+# -----------------------------------------------------------------------------
+# The environment contract.
+#
+# These four maps are everything the binaries receive. scripts/check-infra
+# parses them and compares their keys with every `env = "NAME"` in
+# bins/src/**/*.rs, in both directions; keep them plain map literals so the
+# check can read them. Not set here on purpose:
+#   DATABASE_URL          - the alternative to DB_*; Terraform uses the split form
+#   AWS_ENDPOINT_URL_SQS  - local emulators only; in AWS the SDK's default endpoint is right
+# AWS_REGION is set explicitly (Fargate also injects it) because the binaries read it.
+# -----------------------------------------------------------------------------
+locals {
+  app_common_environment = {
+    LOG_LEVEL             = var.log_level
+    AWS_REGION            = var.aws_region
+    SQS_QUEUE_URL         = aws_sqs_queue.main.url
+    DB_HOST               = aws_db_instance.main.address
+    DB_PORT               = tostring(aws_db_instance.main.port)
+    DB_NAME               = var.db_name
+    DB_USER               = var.db_username
+    DB_SSLMODE            = var.db_sslmode
+    DB_ACQUIRE_TIMEOUT_MS = tostring(var.db_acquire_timeout_ms)
+    RUN_MIGRATIONS        = tostring(var.run_migrations)
+  }
+
+  api_only_environment = {
+    HOST                    = "0.0.0.0"
+    PORT                    = tostring(local.api_port)
+    DB_POOL_MAX             = tostring(var.api_db_pool_max)
+    PUBLISH_GRACE_MS        = tostring(var.publish_grace_ms)
+    MAX_BODY_BYTES          = tostring(var.max_body_bytes)
+    REQUEST_TIMEOUT_MS      = tostring(var.request_timeout_ms)
+    MAX_CONCURRENT_REQUESTS = tostring(var.max_concurrent_requests)
+  }
+
+  worker_only_environment = {
+    DB_POOL_MAX           = tostring(var.worker_db_pool_max)
+    SEND_FAILURE_RATE     = tostring(var.send_failure_rate)
+    WORKER_BATCH_SIZE     = tostring(var.worker_batch_size)
+    WORKER_WAIT_SECONDS   = tostring(var.worker_wait_seconds)
+    RETRY_BACKOFF_SECONDS = tostring(var.retry_backoff_seconds)
+    MAX_RECEIVES          = tostring(var.max_receives) # same variable as the redrive maxReceiveCount
+    RELAY_INTERVAL_MS     = tostring(var.relay_interval_ms)
+    STALE_QUEUED_SECONDS  = tostring(var.stale_queued_seconds)
+    HEARTBEAT_FILE        = var.heartbeat_file
+  }
+
+  # Injected by the ECS agent (execution role) from Secrets Manager.
+  app_secrets = {
+    DB_PASSWORD = aws_secretsmanager_secret.db_password.arn
+  }
+}
+
+# -----------------------------------------------------------------------------
+# Container definitions
+# -----------------------------------------------------------------------------
+locals {
+  image           = "${aws_ecr_repository.app.repository_url}:${var.image_tag}"
+  logs_to_datadog = var.app_log_destination == "datadog"
+
+  api_environment    = merge(local.app_common_environment, local.api_only_environment)
+  worker_environment = merge(local.app_common_environment, local.worker_only_environment)
+  app_secret_list    = [for k in sort(keys(local.app_secrets)) : { name = k, valueFrom = local.app_secrets[k] }]
+
+  # Log configuration of an app container, per service. jsonencode/jsondecode
+  # lets the two branches have different shapes.
+  app_log_configuration = {
+    for svc in ["api", "worker"] : svc => jsondecode(local.logs_to_datadog ? jsonencode({
+      logDriver = "awsfirelens"
+      options = {
+        Name        = "datadog"
+        Host        = "http-intake.logs.${var.datadog_site}"
+        TLS         = "on"
+        compress    = "gzip"
+        provider    = "ecs"
+        dd_source   = var.project
+        dd_tags     = "project:${var.project},env:${var.environment},component:${svc}"
+        Retry_Limit = "5"
+      }
+      secretOptions = [{ name = "apikey", valueFrom = local.datadog_api_key_secret_arn }]
+      }) : jsonencode({
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.this[svc].name
+        awslogs-region        = var.aws_region
+        awslogs-stream-prefix = svc
+      }
+    }))
+  }
+
+  app_depends_on = local.logs_to_datadog ? [{ containerName = "log-router", condition = "START" }] : []
+
+  # FireLens router. parse-json.conf ships in the AWS for Fluent Bit image and
+  # lifts the app's JSON line into top-level fields, so Datadog sees
+  # timestamp, level, service, status, message, gift_id, request_id, ...
+  log_router_container = {
+    for svc in ["api", "worker"] : svc => {
+      name      = "log-router"
+      image     = var.fluent_bit_image
+      essential = true
+      user      = "0"
+      firelensConfiguration = {
+        type = "fluentbit"
+        options = {
+          enable-ecs-log-metadata = "true"
+          config-file-type        = "file"
+          config-file-value       = "/fluent-bit/configs/parse-json.conf"
+        }
+      }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this["log_router"].name
+          awslogs-region        = var.aws_region
+          awslogs-stream-prefix = svc
+        }
+      }
+      memoryReservation = 64
+    }
+  }
+
+  datadog_agent_container = {
+    for svc in ["api", "worker"] : svc => {
+      name      = "datadog-agent"
+      image     = var.datadog_agent_image
+      essential = false # a Datadog outage must not take the service down
+      environment = [
+        { name = "ECS_FARGATE", value = "true" },
+        { name = "DD_SITE", value = var.datadog_site },
+        { name = "DD_ENV", value = var.environment },
+        { name = "DD_TAGS", value = "project:${var.project} component:${svc}" },
+        { name = "DD_APM_ENABLED", value = "true" },
+      ]
+      secrets = [{ name = "DD_API_KEY", valueFrom = local.datadog_api_key_secret_arn }]
+      healthCheck = {
+        command     = ["CMD", "/probe.sh"]
+        interval    = 30
+        timeout     = 5
+        retries     = 3
+        startPeriod = 60
+      }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this["datadog_agent"].name
+          awslogs-region        = var.aws_region
+          awslogs-stream-prefix = svc
+        }
+      }
+      memoryReservation = 256
+    }
+  }
+
+  sidecars = {
+    for svc in ["api", "worker"] : svc => concat(
+      local.logs_to_datadog ? [local.log_router_container[svc]] : [],
+      [local.datadog_agent_container[svc]],
+    )
+  }
+
+  api_container = {
+    name                   = "gift-api"
+    image                  = local.image
+    essential              = true
+    command                = ["gift-api"]
+    portMappings           = [{ name = "http", containerPort = local.api_port, hostPort = local.api_port, protocol = "tcp" }]
+    environment            = [for k in sort(keys(local.api_environment)) : { name = k, value = local.api_environment[k] }]
+    secrets                = local.app_secret_list
+    readonlyRootFilesystem = true
+    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+    stopTimeout            = 30
+    logConfiguration       = local.app_log_configuration["api"]
+    dependsOn              = local.app_depends_on
+  }
+
+  worker_container = {
+    name                   = "gift-worker"
+    image                  = local.image
+    essential              = true
+    command                = ["gift-worker"]
+    environment            = [for k in sort(keys(local.worker_environment)) : { name = k, value = local.worker_environment[k] }]
+    secrets                = local.app_secret_list
+    readonlyRootFilesystem = true
+    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+    stopTimeout            = 30
+    # Exits 0 while the worker loop's heartbeat file is fresh. Exec form: the
+    # image has no shell. A wedged loop turns the task unhealthy and ECS replaces it.
+    healthCheck = {
+      command     = ["CMD", "/usr/local/bin/gift-worker", "healthcheck"]
+      interval    = 30
+      timeout     = 5
+      retries     = 3
+      startPeriod = 60
+    }
+    logConfiguration = local.app_log_configuration["worker"]
+    dependsOn        = local.app_depends_on
+  }
+}
+
+# -----------------------------------------------------------------------------
+# Cluster
+# -----------------------------------------------------------------------------
+
+resource "aws_ecs_cluster" "main" {
+  name = local.name
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+resource "aws_ecs_cluster_capacity_providers" "main" {
+  cluster_name       = aws_ecs_cluster.main.name
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
+
+  default_capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    weight            = 1
+  }
+}
+
+locals {
+  task_subnet_ids = local.private_subnets ? aws_subnet.private[*].id : aws_subnet.public[*].id
+}
+
+# -----------------------------------------------------------------------------
+# Task definitions. Terraform registers the first revision (image_tag); the
+# deploy workflow registers later ones from the latest ACTIVE revision with the
+# new image, so Terraform-made changes ride along with the next deploy.
+# -----------------------------------------------------------------------------
+
+resource "aws_ecs_task_definition" "api" {
+  #checkov:skip=CKV_AWS_336:The gift-api container has a read-only root filesystem. The FireLens router and the Datadog agent sidecars write runtime state (generated fluent-bit config, agent run files) to their own root filesystems and do not support read-only mode.
+  family                   = "${local.name}-api"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.api_cpu
+  memory                   = var.api_memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.api_task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode(concat([local.api_container], local.sidecars["api"]))
+}
+
+resource "aws_ecs_task_definition" "worker" {
+  #checkov:skip=CKV_AWS_336:The gift-worker container has a read-only root filesystem (its heartbeat file lives on the /tmp volume). The FireLens router and Datadog agent sidecars need writable root filesystems.
+  family                   = "${local.name}-worker"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.worker_cpu
+  memory                   = var.worker_memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.worker_task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode(concat([local.worker_container], local.sidecars["worker"]))
+}
+
+# -----------------------------------------------------------------------------
+# Services
+# -----------------------------------------------------------------------------
+
+resource "aws_ecs_service" "api" {
+  #checkov:skip=CKV_AWS_333:Public IPs only in PoC mode (private_subnets_enabled = false), where tasks sit in public subnets without a NAT gateway and need a public IP to reach ECR, SQS, Secrets Manager and Datadog. The API security group admits only the ALB. production_hardening moves tasks to private subnets and turns this off.
+  name                    = "${local.name}-api"
+  cluster                 = aws_ecs_cluster.main.id
+  task_definition         = aws_ecs_task_definition.api.arn
+  desired_count           = local.api_min_count
+  launch_type             = "FARGATE"
+  platform_version        = "LATEST"
+  enable_ecs_managed_tags = true
+  propagate_tags          = "SERVICE"
+
+  # Migrations at start can take a few seconds; /healthz itself answers at once.
+  health_check_grace_period_seconds  = 60
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+
+  # A deployment whose tasks keep failing (crash, failed ALB health checks)
+  # is stopped and the previous task definition is restored automatically.
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = local.task_subnet_ids
+    security_groups  = [aws_security_group.api.id]
+    assign_public_ip = !local.private_subnets
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.api.arn
+    container_name   = "gift-api"
+    container_port   = local.api_port
+  }
+
+  wait_for_steady_state = false
+
+  lifecycle {
+    # task_definition: owned by the deploy workflow after the first apply.
+    # desired_count: owned by Application Auto Scaling (autoscaling.tf), whose
+    # min/max Terraform does manage.
+    ignore_changes = [task_definition, desired_count]
+  }
+
+  depends_on = [
+    aws_lb_listener.http,
+    aws_lb_listener.https,
+    aws_secretsmanager_secret_version.db_password,
+    aws_iam_role_policy.execution_secrets,
+    aws_iam_role_policy.api_task,
+  ]
+}
+
+resource "aws_ecs_service" "worker" {
+  #checkov:skip=CKV_AWS_333:Public IPs only in PoC mode, for outbound calls without a NAT gateway. The worker security group has no inbound rules at all. production_hardening moves tasks to private subnets and turns this off.
+  name                    = "${local.name}-worker"
+  cluster                 = aws_ecs_cluster.main.id
+  task_definition         = aws_ecs_task_definition.worker.arn
+  desired_count           = local.worker_min_count
+  platform_version        = "LATEST"
+  enable_ecs_managed_tags = true
+  propagate_tags          = "SERVICE"
+
+  capacity_provider_strategy {
+    capacity_provider = var.worker_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
+    weight            = 1
+  }
+
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+
+  # Tasks that crash or fail the container health check (stale heartbeat)
+  # stop the rollout and restore the previous task definition.
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = local.task_subnet_ids
+    security_groups  = [aws_security_group.worker.id]
+    assign_public_ip = !local.private_subnets
+  }
+
+  wait_for_steady_state = false
+
+  lifecycle {
+    ignore_changes = [task_definition, desired_count]
+  }
+
+  depends_on = [
+    aws_ecs_cluster_capacity_providers.main,
+    aws_secretsmanager_secret_version.db_password,
+    aws_iam_role_policy.execution_secrets,
+    aws_iam_role_policy.worker_task,
+  ]
+}

@@ -1,0 +1,504 @@
+# -----------------------------------------------------------------------------
+# Identity
+# -----------------------------------------------------------------------------
+
+variable "project" {
+  description = "Short project name, used as a prefix for every resource name."
+  type        = string
+  default     = "gift"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.project))
+    error_message = "project must be lower-case letters, digits and dashes (2-16 chars)."
+  }
+}
+
+variable "environment" {
+  description = "Environment name (poc, staging, prod, ...). Part of every resource name and the env tag in Datadog."
+  type        = string
+  default     = "poc"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,11}$", var.environment))
+    error_message = "environment must be lower-case letters, digits and dashes (2-12 chars)."
+  }
+}
+
+variable "aws_region" {
+  description = "AWS region for every resource. Also passed to the binaries as AWS_REGION."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "tags" {
+  description = "Extra tags applied to every AWS resource."
+  type        = map(string)
+  default     = {}
+}
+
+# -----------------------------------------------------------------------------
+# The switch: PoC (false) versus production hardening (true).
+# Every individual knob below defaults to null, meaning "follow the switch";
+# set one explicitly to override it.
+# -----------------------------------------------------------------------------
+
+variable "production_hardening" {
+  description = "false = PoC (public subnets, no NAT, single-AZ RDS, HTTP, 7-day logs). true = private subnets + NAT, Multi-AZ RDS, HTTPS (ACM), autoscaling, WAF, 30-day logs."
+  type        = bool
+  default     = false
+}
+
+variable "private_subnets_enabled" {
+  description = "Run the ECS tasks in private subnets behind NAT gateways. null follows production_hardening."
+  type        = bool
+  default     = null
+}
+
+variable "nat_gateway_per_az" {
+  description = "One NAT gateway per AZ (true) or a single shared one (false). Only used with private subnets. null follows production_hardening."
+  type        = bool
+  default     = null
+}
+
+variable "vpc_interface_endpoints_enabled" {
+  description = "Add interface endpoints (ECR api/dkr, CloudWatch Logs, Secrets Manager, SQS) so AWS traffic skips the NAT. Only used with private subnets. The S3 gateway endpoint is always added with private subnets (it is free). Datadog intake still needs the NAT."
+  type        = bool
+  default     = false
+}
+
+variable "multi_az" {
+  description = "RDS Multi-AZ. null follows production_hardening."
+  type        = bool
+  default     = null
+}
+
+variable "autoscaling_enabled" {
+  description = "Target-tracking autoscaling for both services. null follows production_hardening. When false the services run exactly *_min_count tasks."
+  type        = bool
+  default     = null
+}
+
+variable "waf_enabled" {
+  description = "AWS WAF (managed common rules, known bad inputs, per-IP rate limit) on the ALB. null follows production_hardening."
+  type        = bool
+  default     = null
+}
+
+variable "log_retention_days" {
+  description = "CloudWatch log retention. null = 7 days for the PoC, 30 days with production_hardening."
+  type        = number
+  default     = null
+}
+
+variable "acm_certificate_arn" {
+  description = "ACM certificate for the HTTPS listener. When set, port 80 redirects to 443. Required when production_hardening is true."
+  type        = string
+  default     = null
+}
+
+variable "alb_ingress_cidrs" {
+  description = "IPv4 CIDRs allowed to reach the ALB listeners."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "deletion_protection" {
+  description = "Deletion protection on the ALB and the RDS instance. Set false (and apply) before `terraform destroy`."
+  type        = bool
+  default     = true
+}
+
+variable "waf_rate_limit_per_5min" {
+  description = "Requests per 5 minutes per client IP before WAF blocks it."
+  type        = number
+  default     = 2000
+}
+
+# -----------------------------------------------------------------------------
+# Network
+# -----------------------------------------------------------------------------
+
+variable "vpc_cidr" {
+  description = "VPC CIDR. Subnets are /24 slices: public .0-.x, private app .10-.x, database .20-.x."
+  type        = string
+  default     = "10.40.0.0/16"
+}
+
+variable "az_count" {
+  description = "Number of availability zones. The ALB and the RDS subnet group need at least 2 even for the PoC."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.az_count >= 2 && var.az_count <= 3
+    error_message = "az_count must be 2 or 3."
+  }
+}
+
+# -----------------------------------------------------------------------------
+# Container image and task sizes
+# -----------------------------------------------------------------------------
+
+variable "image_tag" {
+  description = "Image tag Terraform puts in the task definitions it registers. After bootstrap, the deploy workflow registers new revisions with the git SHA; Terraform ignores those (see docs/IMPORT_NOTES.md)."
+  type        = string
+  default     = "bootstrap"
+}
+
+variable "api_cpu" {
+  description = "Fargate CPU units for the API task (app + Datadog agent + log router)."
+  type        = number
+  default     = 512
+}
+
+variable "api_memory" {
+  description = "Fargate memory (MiB) for the API task."
+  type        = number
+  default     = 1024
+}
+
+variable "worker_cpu" {
+  description = "Fargate CPU units for the worker task (app + Datadog agent + log router)."
+  type        = number
+  default     = 512
+}
+
+variable "worker_memory" {
+  description = "Fargate memory (MiB) for the worker task."
+  type        = number
+  default     = 1024
+}
+
+variable "api_min_count" {
+  description = "Minimum (and, without autoscaling, exact) number of API tasks. null = 1 for the PoC, 2 with production_hardening."
+  type        = number
+  default     = null
+}
+
+variable "api_max_count" {
+  description = "Maximum number of API tasks when autoscaling is on."
+  type        = number
+  default     = 6
+}
+
+variable "worker_min_count" {
+  description = "Minimum (and, without autoscaling, exact) number of worker tasks. null = 1 for the PoC, 2 with production_hardening."
+  type        = number
+  default     = null
+}
+
+variable "worker_max_count" {
+  description = "Maximum number of worker tasks when autoscaling is on."
+  type        = number
+  default     = 4
+}
+
+variable "api_cpu_target_percent" {
+  description = "Autoscaling target for the API service's average CPU."
+  type        = number
+  default     = 60
+}
+
+variable "worker_backlog_target" {
+  description = "Autoscaling target for visible messages in the main queue (target tracking on ApproximateNumberOfMessagesVisible)."
+  type        = number
+  default     = 100
+}
+
+variable "worker_fargate_spot" {
+  description = "Run the worker on FARGATE_SPOT. Safe for this worker: delivery is at-least-once and the status updates are conditional, so an interrupted task only causes a redelivery."
+  type        = bool
+  default     = false
+}
+
+# -----------------------------------------------------------------------------
+# Database
+# -----------------------------------------------------------------------------
+
+variable "db_engine_version" {
+  description = "PostgreSQL major version (RDS picks the latest minor; minor upgrades are automatic)."
+  type        = string
+  default     = "15"
+}
+
+variable "db_instance_class" {
+  description = "RDS instance class."
+  type        = string
+  default     = "db.t4g.micro"
+}
+
+variable "db_allocated_storage_gb" {
+  description = "Initial gp3 storage in GiB."
+  type        = number
+  default     = 20
+}
+
+variable "db_max_allocated_storage_gb" {
+  description = "Storage autoscaling ceiling in GiB."
+  type        = number
+  default     = 100
+}
+
+variable "db_name" {
+  description = "Database name (DB_NAME)."
+  type        = string
+  default     = "gift"
+}
+
+variable "db_username" {
+  description = "Master user name (DB_USER). The password is generated and kept in Secrets Manager."
+  type        = string
+  default     = "gift"
+}
+
+variable "db_backup_retention_days" {
+  description = "Automated backup retention."
+  type        = number
+  default     = 7
+}
+
+variable "db_skip_final_snapshot" {
+  description = "Skip the final snapshot on destroy. Keep false anywhere data matters."
+  type        = bool
+  default     = false
+}
+
+variable "db_sslmode" {
+  description = "DB_SSLMODE passed to the binaries. RDS enforces TLS (rds.force_ssl=1) so disable/prefer would fail or be pointless; verify-full needs the RDS CA bundle in the image."
+  type        = string
+  default     = "require"
+
+  validation {
+    condition     = contains(["require", "verify-ca", "verify-full"], var.db_sslmode)
+    error_message = "db_sslmode must be require, verify-ca or verify-full (RDS enforces TLS)."
+  }
+}
+
+variable "api_db_pool_max" {
+  description = "DB_POOL_MAX for each API task."
+  type        = number
+  default     = 10
+}
+
+variable "worker_db_pool_max" {
+  description = "DB_POOL_MAX for each worker task."
+  type        = number
+  default     = 5
+}
+
+variable "db_acquire_timeout_ms" {
+  description = "DB_ACQUIRE_TIMEOUT_MS: how long a request waits for a pooled connection."
+  type        = number
+  default     = 2000
+}
+
+# -----------------------------------------------------------------------------
+# Application settings (each one becomes an environment variable; see the
+# contract in ecs.tf and scripts/check-infra)
+# -----------------------------------------------------------------------------
+
+variable "log_level" {
+  description = "LOG_LEVEL for both binaries (tracing filter syntax, e.g. info or info,sqlx=warn)."
+  type        = string
+  default     = "info"
+}
+
+variable "run_migrations" {
+  description = "RUN_MIGRATIONS: apply the embedded sqlx migrations at start (under an advisory lock, safe from both services)."
+  type        = bool
+  default     = true
+}
+
+variable "publish_grace_ms" {
+  description = "PUBLISH_GRACE_MS (API)."
+  type        = number
+  default     = 5000
+}
+
+variable "max_body_bytes" {
+  description = "MAX_BODY_BYTES (API)."
+  type        = number
+  default     = 16384
+}
+
+variable "request_timeout_ms" {
+  description = "REQUEST_TIMEOUT_MS (API)."
+  type        = number
+  default     = 10000
+}
+
+variable "max_concurrent_requests" {
+  description = "MAX_CONCURRENT_REQUESTS (API, per task)."
+  type        = number
+  default     = 512
+}
+
+variable "send_failure_rate" {
+  description = "SEND_FAILURE_RATE: probability that the worker's pseudo send fails (0.0-1.0)."
+  type        = number
+  default     = 0.2
+
+  validation {
+    condition     = var.send_failure_rate >= 0 && var.send_failure_rate <= 1
+    error_message = "send_failure_rate must be between 0.0 and 1.0."
+  }
+}
+
+variable "max_receives" {
+  description = "The retry budget. Used for BOTH the SQS redrive maxReceiveCount and the worker's MAX_RECEIVES, so the two cannot drift apart."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_receives >= 1 && var.max_receives <= 20
+    error_message = "max_receives must be between 1 and 20."
+  }
+}
+
+variable "worker_batch_size" {
+  description = "WORKER_BATCH_SIZE: messages per ReceiveMessage call (SQS allows 1-10)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.worker_batch_size >= 1 && var.worker_batch_size <= 10
+    error_message = "worker_batch_size must be between 1 and 10."
+  }
+}
+
+variable "worker_wait_seconds" {
+  description = "WORKER_WAIT_SECONDS: long-poll wait (SQS allows 0-20). Also the queue's receive_wait_time_seconds."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.worker_wait_seconds >= 0 && var.worker_wait_seconds <= 20
+    error_message = "worker_wait_seconds must be between 0 and 20."
+  }
+}
+
+variable "retry_backoff_seconds" {
+  description = "RETRY_BACKOFF_SECONDS: after a failed send the worker sets the message's visibility to this, scheduling the next receive."
+  type        = number
+  default     = 5
+}
+
+variable "sqs_visibility_timeout_seconds" {
+  description = "Main queue visibility timeout. Must exceed the worst processing time of one message (milliseconds in practice; bounded by DB_ACQUIRE_TIMEOUT_MS and statement time)."
+  type        = number
+  default     = 60
+}
+
+variable "relay_interval_ms" {
+  description = "RELAY_INTERVAL_MS: how often the worker's outbox relay polls for unpublished rows."
+  type        = number
+  default     = 1000
+}
+
+variable "stale_queued_seconds" {
+  description = "STALE_QUEUED_SECONDS: the relay re-arms QUEUED gifts older than this (a lost publish heals itself)."
+  type        = number
+  default     = 900
+}
+
+variable "heartbeat_file" {
+  description = "HEARTBEAT_FILE: written by the worker loop, read by `gift-worker healthcheck`. Must be under /tmp (the only writable path: the root filesystem is read-only)."
+  type        = string
+  default     = "/tmp/gift-worker.heartbeat"
+
+  validation {
+    condition     = startswith(var.heartbeat_file, "/tmp/")
+    error_message = "heartbeat_file must live under /tmp/ (the only writable mount)."
+  }
+}
+
+# -----------------------------------------------------------------------------
+# Datadog
+# -----------------------------------------------------------------------------
+
+variable "datadog_site" {
+  description = "Datadog site: datadoghq.com, datadoghq.eu, us3.datadoghq.com, us5.datadoghq.com, ap1.datadoghq.com ..."
+  type        = string
+  default     = "datadoghq.com"
+}
+
+variable "datadog_api_key_secret_arn" {
+  description = "ARN of an existing Secrets Manager secret holding the Datadog API key (plain string). null = Terraform creates an empty secret; put the value in it by hand (docs/IMPORT_NOTES.md)."
+  type        = string
+  default     = null
+}
+
+variable "app_log_destination" {
+  description = "Where the api and worker containers' stdout goes: datadog (FireLens/fluent-bit -> Datadog logs intake) or cloudwatch (awslogs)."
+  type        = string
+  default     = "datadog"
+
+  validation {
+    condition     = contains(["datadog", "cloudwatch"], var.app_log_destination)
+    error_message = "app_log_destination must be datadog or cloudwatch."
+  }
+}
+
+variable "datadog_agent_image" {
+  description = "Datadog agent sidecar image."
+  type        = string
+  default     = "public.ecr.aws/datadog/agent:7"
+}
+
+variable "fluent_bit_image" {
+  description = "FireLens log router image (AWS for Fluent Bit; contains /fluent-bit/configs/parse-json.conf)."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"
+}
+
+variable "datadog_notify" {
+  description = "Notification handles appended to every monitor message, e.g. \"@slack-gift-alerts @pagerduty-gift\"."
+  type        = string
+  default     = ""
+}
+
+variable "datadog_aws_evaluation_delay_seconds" {
+  description = "Evaluation delay for monitors on CloudWatch-crawled metrics (aws.*). Datadog's crawler lags ~10 min; with AWS metric streams this can drop to ~120."
+  type        = number
+  default     = 900
+}
+
+variable "datadog_create_aws_integration" {
+  description = "Create the Datadog AWS integration (IAM role + datadog_integration_aws_account) for this account. It is account-wide: leave false if the account is already integrated (then make sure AWS/SQS is not excluded)."
+  type        = bool
+  default     = false
+}
+
+variable "alb_5xx_percent_critical" {
+  description = "ALB 5xx monitor: critical when 5xx exceed this percent of requests over 30 minutes (1.44 = 14.4x the 0.1% error budget of a 99.9% SLO)."
+  type        = number
+  default     = 1.44
+}
+
+variable "queue_age_critical_seconds" {
+  description = "Oldest-message-age monitor threshold. The SLO is 95% of sends SENT within 5 minutes."
+  type        = number
+  default     = 300
+}
+
+variable "db_connections_critical" {
+  description = "RDS connections monitor threshold. db.t4g.micro allows roughly 80-110 connections; (api tasks x api pool) + (worker tasks x worker pool) must stay under it."
+  type        = number
+  default     = 70
+}
+
+# -----------------------------------------------------------------------------
+# GitHub Actions deploy role (OIDC)
+# -----------------------------------------------------------------------------
+
+variable "github_repository" {
+  description = "owner/name of the GitHub repository whose main branch may deploy."
+  type        = string
+  default     = "example-org/gift-service"
+}
+
+variable "github_oidc_provider_arn" {
+  description = "ARN of an existing token.actions.githubusercontent.com OIDC provider (one per account). null = Terraform creates it."
+  type        = string
+  default     = null
+}
