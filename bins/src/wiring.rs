@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use gift_core::ports::Env;
 use gift_core::service::{Deps, PseudoDispatcher};
+use gift_core::worker::WorkerEvent;
 use gift_runtime::postgres::PgStore;
 use gift_runtime::rt::SystemEnv;
 use gift_runtime::sqs::SqsQueue;
@@ -36,10 +37,13 @@ pub fn deps(
     Deps { store, queue, dispatcher: Arc::new(PseudoDispatcher::new(env.clone(), failure_rate)), env }
 }
 
-/// Touches `path` (for the container health check).
-pub fn heartbeat(path: &Path) -> impl Fn() + Send + Sync + 'static {
+/// A worker observer that touches `path` on every loop turn (for the container health check).
+pub fn heartbeat(path: &Path) -> impl Fn(WorkerEvent<'_>) + Send + Sync + 'static {
     let path = path.to_owned();
-    move || {
+    move |event| {
+        if !matches!(event, WorkerEvent::Turn) {
+            return;
+        }
         if let Err(e) = std::fs::write(&path, b"") {
             tracing::warn!(error_code = "HEARTBEAT_FAILED", error_message = %e, "could not touch the heartbeat file");
         }

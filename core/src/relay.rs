@@ -70,12 +70,18 @@ pub async fn relay_once(deps: &Deps, config: RelayConfig) -> Result<RelayPass, A
     Ok(pass)
 }
 
-/// Runs relay passes until `shutdown` resolves.
-pub async fn run_relay(deps: Deps, config: RelayConfig, shutdown: impl Future<Output = ()> + Send) {
+/// Runs relay passes until `shutdown` resolves; `observe` hears of each completed pass.
+pub async fn run_relay(
+    deps: Deps,
+    config: RelayConfig,
+    observe: impl Fn(&RelayPass) + Send + Sync,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     let mut shutdown = Box::pin(shutdown);
     loop {
-        if let Err(e) = relay_once(&deps, config).await {
-            tracing::error!(error_code = "RELAY_FAILED", error_message = %e, "relay pass failed");
+        match relay_once(&deps, config).await {
+            Ok(pass) => observe(&pass),
+            Err(e) => tracing::error!(error_code = "RELAY_FAILED", error_message = %e, "relay pass failed"),
         }
         let pause = deps.env.sleep(config.interval);
         if let Either::Right(_) = select(pause, shutdown.as_mut()).await {

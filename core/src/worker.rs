@@ -6,7 +6,17 @@ use std::time::Duration;
 
 use futures::future::{join_all, select, Either};
 
+use crate::ports::Delivery;
 use crate::service::{handle_delivery, DeliveryOutcome, Deps, RetryPolicy};
+
+/// What [`run_worker`] reports to its observer.
+#[derive(Debug)]
+pub enum WorkerEvent<'a> {
+    /// The loop is about to receive again.
+    Turn,
+    /// One delivery was handled.
+    Handled(&'a Delivery, &'a DeliveryOutcome),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerConfig {
@@ -34,18 +44,18 @@ impl Default for WorkerConfig {
 /// messages, if any, reappear after their visibility timeout); a batch in progress is
 /// finished, so no message is left half-handled by a clean stop.
 ///
-/// `heartbeat` is called once per loop turn, so a health check can tell a live loop from
-/// a wedged one.
+/// `observe` hears of every loop turn (a health check's heartbeat) and every handled
+/// delivery (the simulation's history).
 pub async fn run_worker(
     deps: Deps,
     config: WorkerConfig,
-    heartbeat: impl Fn() + Send,
+    observe: impl Fn(WorkerEvent<'_>) + Send + Sync,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let mut shutdown = Box::pin(shutdown);
     tracing::info!(event = "STARTED", batch_size = config.batch_size, "worker started");
     loop {
-        heartbeat();
+        observe(WorkerEvent::Turn);
         let receive = deps.queue.receive(config.batch_size, config.wait);
         let deliveries = match select(Box::pin(receive), shutdown.as_mut()).await {
             Either::Right(((), _)) => break,
@@ -56,13 +66,16 @@ pub async fn run_worker(
                 continue;
             }
         };
-        run_batch(&deps, config.retry, &deliveries).await;
+        let outcomes = run_batch(&deps, config.retry, &deliveries).await;
+        for (delivery, outcome) in deliveries.iter().zip(&outcomes) {
+            observe(WorkerEvent::Handled(delivery, outcome));
+        }
     }
     tracing::info!(event = "STOPPED", "worker stopped");
 }
 
 /// Handles one received batch concurrently and returns each outcome in order.
-pub async fn run_batch(deps: &Deps, retry: RetryPolicy, deliveries: &[crate::ports::Delivery]) -> Vec<DeliveryOutcome> {
+pub async fn run_batch(deps: &Deps, retry: RetryPolicy, deliveries: &[Delivery]) -> Vec<DeliveryOutcome> {
     join_all(
         deliveries.iter().map(|d| handle_delivery(&*deps.store, &*deps.queue, &*deps.env, &*deps.dispatcher, retry, d)),
     )

@@ -46,8 +46,9 @@ async fn run(config: LocalConfig) -> Result<(), String> {
         }
     };
     let worker =
-        tokio::spawn(gift_core::worker::run_worker(deps.clone(), config.worker.worker_config(), || {}, stopped()));
-    let relay = tokio::spawn(gift_core::relay::run_relay(deps.clone(), config.worker.relay_config(), stopped()));
+        tokio::spawn(gift_core::worker::run_worker(deps.clone(), config.worker.worker_config(), |_| {}, stopped()));
+    let relay =
+        tokio::spawn(gift_core::relay::run_relay(deps.clone(), config.worker.relay_config(), |_| {}, stopped()));
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);

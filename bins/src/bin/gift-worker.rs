@@ -41,7 +41,8 @@ async fn run(config: WorkerServiceConfig) -> Result<(), String> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let relay = tokio::spawn(gift_core::relay::run_relay(deps.clone(), config.worker.relay_config(), stopped()));
+    let relay =
+        tokio::spawn(gift_core::relay::run_relay(deps.clone(), config.worker.relay_config(), |_| {}, stopped()));
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);

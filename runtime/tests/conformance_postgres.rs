@@ -1,0 +1,48 @@
+//! PostgreSQL against the store conformance suite. Needs `TEST_DATABASE_URL` (a role that
+//! may create databases); each test gets a fresh database.
+
+mod support;
+
+use std::sync::Arc;
+
+use gift_runtime::conformance::store;
+use gift_runtime::postgres::{PgStore, PoolSettings};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+async fn fresh_store(url: &str) -> Arc<PgStore> {
+    let admin: PgConnectOptions = url.parse().expect("TEST_DATABASE_URL is a PostgreSQL URL");
+    let name = format!("gift_test_{:016x}", gift_runtime::rt::random_u64());
+    let mut conn = admin.connect().await.expect("connect to TEST_DATABASE_URL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("CREATE DATABASE");
+    conn.close().await.ok();
+    let store = PgStore::new(admin.database(&name), PoolSettings::default());
+    store.migrate().await.expect("migrations apply");
+    Arc::new(store)
+}
+
+#[tokio::test]
+async fn postgres_store_conforms() {
+    let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };
+    store::run_all(|| async { fresh_store(&url).await as Arc<dyn gift_core::ports::Store> }).await;
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };
+    let store = fresh_store(&url).await;
+    store.migrate().await.expect("a second migrate is a no-op");
+}
+
+#[tokio::test]
+async fn a_database_that_is_down_is_unavailable_not_a_hang() {
+    use gift_core::ports::Store;
+    // Nothing listens on port 1: the pool must give up within its acquire timeout.
+    let options: PgConnectOptions = "postgres://nobody@127.0.0.1:1/none".parse().unwrap();
+    let settings = PoolSettings { acquire_timeout: std::time::Duration::from_millis(500), ..PoolSettings::default() };
+    let store = PgStore::new(options, settings);
+    let started = std::time::Instant::now();
+    let err = store.ping().await.unwrap_err();
+    assert!(matches!(err, gift_core::StoreError::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -1,0 +1,85 @@
+//! SQS (through the emulator at `TEST_SQS_ENDPOINT`, e.g. moto) against the queue
+//! conformance suite. Each test creates its own queue and dead-letter queue with a redrive
+//! after 5 receives, as Terraform configures the real ones.
+
+mod support;
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::Client;
+use gift_runtime::conformance::queue;
+use gift_runtime::sqs::SqsQueue;
+use std::sync::Arc;
+
+fn client(endpoint: &str) -> Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "conformance"))
+        .build();
+    Client::from_conf(config)
+}
+
+async fn fresh_queue(endpoint: &str) -> queue::QueueUnderTest {
+    let client = client(endpoint);
+    let name = format!("gift-test-{:016x}", gift_runtime::rt::random_u64());
+    let dlq_url =
+        client.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("create DLQ").queue_url.unwrap();
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let url = client
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!("{{\"deadLetterTargetArn\":\"{dlq_arn}\",\"maxReceiveCount\":\"5\"}}"),
+        )
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .unwrap();
+    let peek = client.clone();
+    queue::QueueUnderTest {
+        queue: Arc::new(SqsQueue::new(client, url)),
+        dead_letters: Box::new(move || {
+            let (peek, dlq_url) = (peek.clone(), dlq_url.clone());
+            Box::pin(async move {
+                // Visibility 0: look without hiding the message from the next look.
+                let out = peek
+                    .receive_message()
+                    .queue_url(&dlq_url)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+                out.messages.unwrap_or_default().into_iter().filter_map(|m| m.body).collect()
+            })
+        }),
+    }
+}
+
+#[tokio::test]
+async fn sqs_queue_conforms() {
+    let Some(endpoint) = support::service("TEST_SQS_ENDPOINT", "SQS") else { return };
+    queue::run_all(|| fresh_queue(&endpoint)).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_unavailable() {
+    use gift_core::ports::Queue;
+    let q = SqsQueue::new(client("http://127.0.0.1:1"), "http://127.0.0.1:1/000000000000/none");
+    let err = q.publish("{}").await.unwrap_err();
+    assert!(matches!(err, gift_core::QueueError::Unavailable(_)), "{err:?}");
+}

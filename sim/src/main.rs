@@ -1,0 +1,159 @@
+//! `gift-sim`: run many seeds, or replay one. Build with `RUSTFLAGS="--cfg madsim"`.
+
+#[cfg(not(madsim))]
+fn main() {
+    eprintln!("gift-sim must be built with RUSTFLAGS=\"--cfg madsim\" (see docs/simulation.md)");
+    std::process::exit(64);
+}
+
+#[cfg(madsim)]
+fn main() {
+    std::process::exit(cli::main());
+}
+
+#[cfg(madsim)]
+mod cli {
+    use clap::{Parser, Subcommand};
+    use gift_sim::runner::{self, Verdict};
+    use gift_sim::world::Mutant;
+
+    #[derive(Parser)]
+    #[command(name = "gift-sim", about = "Deterministic simulation of the gift service")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Run many seeds in parallel and print seeds/s, coverage and failures.
+        Run {
+            #[arg(long, default_value_t = 10_000)]
+            seeds: u64,
+            #[arg(long, default_value_t = 1)]
+            start: u64,
+            /// Worker threads (default: all cores).
+            #[arg(long)]
+            jobs: Option<usize>,
+            #[arg(long, value_parser = parse_mutant)]
+            mutant: Option<Mutant>,
+            /// Re-run this many seeds and compare trace hashes.
+            #[arg(long, default_value_t = 20)]
+            determinism_sample: u64,
+            /// Fail when a fault kind was never exercised.
+            #[arg(long)]
+            require_coverage: bool,
+            /// Also run the pinned regression seeds in this file (one per line, `#` comments).
+            #[arg(long)]
+            regressions: Option<std::path::PathBuf>,
+        },
+        /// Run one seed, print its world, trace and hash.
+        Replay {
+            seed: u64,
+            #[arg(long, value_parser = parse_mutant)]
+            mutant: Option<Mutant>,
+            /// Print only the world, verdict and hash.
+            #[arg(long)]
+            quiet: bool,
+        },
+    }
+
+    fn parse_mutant(s: &str) -> Result<Mutant, String> {
+        Mutant::parse(s)
+            .ok_or_else(|| format!("unknown mutant {s:?}; one of: {}", Mutant::ALL.map(|m| m.name()).join(", ")))
+    }
+
+    pub fn main() -> i32 {
+        match Cli::parse().command {
+            Command::Replay { seed, mutant, quiet } => replay(seed, mutant, quiet),
+            Command::Run { seeds, start, jobs, mutant, determinism_sample, require_coverage, regressions } => {
+                let mut list: Vec<u64> = (start..start + seeds).collect();
+                if let Some(path) = regressions {
+                    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    let pinned: Vec<u64> = text
+                        .lines()
+                        .map(|l| l.split('#').next().unwrap_or("").trim())
+                        .filter(|l| !l.is_empty())
+                        .map(|l| l.parse().unwrap_or_else(|_| panic!("{}: bad seed {l:?}", path.display())))
+                        .collect();
+                    println!("pinned regression seeds: {}", pinned.len());
+                    list.extend(pinned);
+                }
+                run(&list, jobs, mutant, determinism_sample, require_coverage)
+            }
+        }
+    }
+
+    fn replay(seed: u64, mutant: Option<Mutant>, quiet: bool) -> i32 {
+        let r = runner::run_seed(seed, mutant);
+        println!("{}", r.world);
+        if !quiet {
+            print!("{}", r.trace);
+        }
+        println!("verdict: {:?}", r.verdict);
+        println!("trace hash: {:016x}", r.hash);
+        r.verdict.exit_code()
+    }
+
+    fn run(seeds: &[u64], jobs: Option<usize>, mutant: Option<Mutant>, sample: u64, require_coverage: bool) -> i32 {
+        let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        println!(
+            "running {} seeds on {jobs} threads{}",
+            seeds.len(),
+            mutant.map(|m| format!(" (mutant {})", m.name())).unwrap_or_default()
+        );
+        let summary = runner::run_many(seeds, jobs, mutant, 10);
+        let rate = summary.seeds as f64 / summary.wall_secs.max(1e-9);
+        let sim_secs = summary.sim_ms as f64 / 1000.0;
+        print!("{}", runner::coverage_table(&summary.counts));
+        println!(
+            "{} seeds in {:.1} s: {:.0} seeds/s, {:.0} simulated s per wall s",
+            summary.seeds,
+            summary.wall_secs,
+            rate,
+            sim_secs / summary.wall_secs.max(1e-9)
+        );
+        let mut code = 0;
+        if let Some(first) = summary.first_failure() {
+            for f in &summary.failures {
+                let path = runner::save_failure(f, mutant).map(|p| p.display().to_string()).unwrap_or_default();
+                println!("FAILED seed {}: {:?} (report: {path})", f.seed, f.verdict);
+                println!("  replay: {}", runner::replay_command(f.seed, mutant));
+            }
+            println!("\n{}", first.world);
+            let tail: Vec<&str> = first.trace.lines().collect();
+            println!("last trace lines of seed {}:", first.seed);
+            for l in &tail[tail.len().saturating_sub(40)..] {
+                println!("{l}");
+            }
+            code = first.verdict.exit_code();
+        }
+        // Determinism: the same seed must give the same trace, bit for bit.
+        let check: Vec<u64> = seeds.iter().copied().take(sample as usize).collect();
+        for seed in &check {
+            let a = runner::run_seed(*seed, mutant);
+            let b = runner::run_seed(*seed, mutant);
+            if a.hash != b.hash || a.verdict != b.verdict {
+                println!("NONDETERMINISTIC seed {seed}: {:016x} vs {:016x}", a.hash, b.hash);
+                code = 4;
+            }
+        }
+        println!(
+            "determinism: {} seeds replayed twice, {}",
+            check.len(),
+            if code == 4 { "MISMATCH" } else { "identical" }
+        );
+        let missing = runner::unexercised(&summary.counts);
+        if require_coverage && !missing.is_empty() && code == 0 {
+            println!("coverage: never exercised: {}", missing.join(", "));
+            code = 5;
+        }
+        if code == 0 {
+            println!("result: all {} seeds passed", summary.seeds);
+        }
+        if matches!(summary.first_failure().map(|f| &f.verdict), Some(Verdict::Crash(_))) {
+            code = 3;
+        }
+        code
+    }
+}

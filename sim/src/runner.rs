@@ -1,0 +1,238 @@
+//! Running many seeds: in parallel on all cores, with coverage, determinism checks,
+//! failure reports and the command that replays each failure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::history::{render, trace_hash, History};
+use crate::scenario::{self, RunResult};
+use crate::world::Mutant;
+
+/// Every fault kind the PR run must exercise at least once.
+pub const FAULT_KINDS: [&str; 19] = [
+    "publish_fail",
+    "publish_timeout",
+    "publish_lie",
+    "duplicate_delivery",
+    "unseen_receive",
+    "receive_error",
+    "delete_error",
+    "visibility_error",
+    "db_error",
+    "db_timeout",
+    "db_ambiguous_commit",
+    "latency",
+    "kill_api",
+    "kill_worker",
+    "kill_relay",
+    "kill_api_mid_request",
+    "kill_worker_mid_delivery",
+    "two_workers_hold_one_message",
+    "relay_published",
+];
+
+/// How one seed ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Safety(String),
+    Liveness(String),
+    Crash(String),
+}
+
+impl Verdict {
+    /// Exit codes: 1 safety, 2 liveness, 3 crash.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Safety(_) => 1,
+            Verdict::Liveness(_) => 2,
+            Verdict::Crash(_) => 3,
+        }
+    }
+}
+
+pub struct SeedReport {
+    pub seed: u64,
+    pub verdict: Verdict,
+    pub hash: u64,
+    pub world: String,
+    pub trace: String,
+    pub counts: BTreeMap<&'static str, u64>,
+    pub sim_ms: u64,
+}
+
+/// Runs one seed, turning a panic into a crash verdict.
+pub fn run_seed(seed: u64, mutant: Option<Mutant>) -> SeedReport {
+    quiet_panics_in_runs();
+    let history = History::default();
+    let recorded = history.clone();
+    IN_RUN.with(|f| f.set(true));
+    let outcome = catch_unwind(AssertUnwindSafe(|| scenario::run(seed, mutant, recorded)));
+    IN_RUN.with(|f| f.set(false));
+    match outcome {
+        Ok(r) => report(seed, r),
+        Err(panic) => {
+            let entries = history.entries();
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            SeedReport {
+                seed,
+                verdict: Verdict::Crash(msg),
+                hash: trace_hash(&entries),
+                world: history.world(),
+                trace: render(&entries),
+                counts: history.counts(),
+                sim_ms: 0,
+            }
+        }
+    }
+}
+
+thread_local! {
+    static IN_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A panic inside a run becomes a verdict that carries its message, so the default hook's
+/// output would only be noise; panics elsewhere still print as usual.
+fn quiet_panics_in_runs() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_RUN.with(|f| f.get()) {
+                default(info);
+            }
+        }));
+    });
+}
+
+fn report(seed: u64, r: RunResult) -> SeedReport {
+    let verdict = if let Some(v) = r.violations.iter().find(|v| !v.invariant.is_liveness()) {
+        Verdict::Safety(v.to_string())
+    } else if let Some(v) = r.violations.first() {
+        Verdict::Liveness(v.to_string())
+    } else {
+        Verdict::Pass
+    };
+    let mut all = String::new();
+    for v in &r.violations {
+        let _ = writeln!(all, "  violated: {v}");
+    }
+    SeedReport {
+        seed,
+        verdict,
+        hash: trace_hash(&r.entries),
+        world: format!("{}\n{all}", r.world),
+        trace: render(&r.entries),
+        counts: r.counts,
+        sim_ms: r.sim_ms,
+    }
+}
+
+pub fn replay_command(seed: u64, mutant: Option<Mutant>) -> String {
+    let m = mutant.map(|m| format!(" --mutant {}", m.name())).unwrap_or_default();
+    format!("RUSTFLAGS=\"--cfg madsim\" cargo run --release -p gift-sim --target-dir target/sim -- replay {seed}{m}")
+}
+
+/// Totals of a multi-seed run.
+pub struct Summary {
+    pub seeds: u64,
+    pub failures: Vec<SeedReport>,
+    pub counts: BTreeMap<&'static str, u64>,
+    pub wall_secs: f64,
+    pub sim_ms: u64,
+}
+
+impl Summary {
+    pub fn first_failure(&self) -> Option<&SeedReport> {
+        self.failures.iter().min_by_key(|r| r.seed)
+    }
+}
+
+/// Runs `seeds` on `jobs` threads; stops handing out seeds after `max_failures` failures.
+pub fn run_many(seeds: &[u64], jobs: usize, mutant: Option<Mutant>, max_failures: usize) -> Summary {
+    let started = Instant::now();
+    let next = AtomicU64::new(0);
+    let failures = Mutex::new(Vec::new());
+    let counts = Mutex::new(BTreeMap::<&'static str, u64>::new());
+    let sim_ms = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst) as usize;
+                if i >= seeds.len() || failures.lock().unwrap().len() >= max_failures {
+                    break;
+                }
+                let r = run_seed(seeds[i], mutant);
+                done.fetch_add(1, Ordering::SeqCst);
+                sim_ms.fetch_add(r.sim_ms, Ordering::SeqCst);
+                {
+                    let mut c = counts.lock().unwrap();
+                    for (k, v) in &r.counts {
+                        *c.entry(k).or_default() += v;
+                    }
+                }
+                if r.verdict != Verdict::Pass {
+                    failures.lock().unwrap().push(r);
+                }
+            });
+        }
+    });
+    Summary {
+        seeds: done.into_inner(),
+        failures: failures.into_inner().unwrap(),
+        counts: counts.into_inner().unwrap(),
+        wall_secs: started.elapsed().as_secs_f64(),
+        sim_ms: sim_ms.into_inner(),
+    }
+}
+
+/// Writes a failing seed's full report where CI keeps artifacts.
+pub fn save_failure(r: &SeedReport, mutant: Option<Mutant>) -> std::io::Result<PathBuf> {
+    let dir = PathBuf::from("target/sim-failures");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("seed-{}.txt", r.seed));
+    let text = format!(
+        "seed {}\nverdict {:?}\ntrace hash {:016x}\nreplay: {}\n\n{}\n{}",
+        r.seed,
+        r.verdict,
+        r.hash,
+        replay_command(r.seed, mutant),
+        r.world,
+        r.trace
+    );
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// The coverage table, one row per fault kind and interesting event.
+pub fn coverage_table(counts: &BTreeMap<&'static str, u64>) -> String {
+    let mut out = String::from("coverage:\n");
+    let mut names: Vec<&str> = FAULT_KINDS.to_vec();
+    for k in counts.keys() {
+        if !names.contains(k) {
+            names.push(k);
+        }
+    }
+    for name in names {
+        let n = counts.get(name).copied().unwrap_or(0);
+        let mark = if n == 0 && FAULT_KINDS.contains(&name) { "  <- never exercised" } else { "" };
+        let _ = writeln!(out, "  {name:<30} {n:>10}{mark}");
+    }
+    out
+}
+
+/// Fault kinds with a zero count.
+pub fn unexercised(counts: &BTreeMap<&'static str, u64>) -> Vec<&'static str> {
+    FAULT_KINDS.into_iter().filter(|k| counts.get(k).copied().unwrap_or(0) == 0).collect()
+}

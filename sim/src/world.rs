@@ -1,0 +1,172 @@
+//! The world a seed draws: how many nodes and clients, the pseudo-send failure rate, and
+//! each fault's rate. Swarm testing: some seeds have a fault at zero, others very high, so
+//! that faults do not mask each other and rare interleavings get their turn.
+
+use std::fmt;
+use std::time::Duration;
+
+use madsim::rand::{thread_rng, Rng};
+
+/// A deliberately broken variant of the service, to prove the checker bites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mutant {
+    /// The worker's `UPDATE … SET status='SENT'` without `WHERE status='QUEUED'`.
+    UnconditionalSent,
+    /// The worker gives up on the 4th receive instead of the 5th.
+    OffByOneReceives,
+    /// The send transaction reads the status without locking the row.
+    UnlockedSend,
+    /// No relay process: the outbox is never drained.
+    NoRelay,
+}
+
+impl Mutant {
+    pub const ALL: [Mutant; 4] =
+        [Mutant::UnconditionalSent, Mutant::OffByOneReceives, Mutant::UnlockedSend, Mutant::NoRelay];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutant::UnconditionalSent => "unconditional-sent",
+            Mutant::OffByOneReceives => "off-by-one-receives",
+            Mutant::UnlockedSend => "unlocked-send",
+            Mutant::NoRelay => "no-relay",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// Per-call probabilities of each fault during the safety phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FaultRates {
+    pub publish_fail: f64,
+    pub publish_timeout: f64,
+    pub publish_lie: f64,
+    pub duplicate_delivery: f64,
+    pub unseen_receive: f64,
+    pub receive_error: f64,
+    pub ack_error: f64,
+    pub db_error: f64,
+    pub db_timeout: f64,
+    pub db_ambiguous_commit: f64,
+    pub latency: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct World {
+    pub seed: u64,
+    pub api_nodes: usize,
+    pub worker_nodes: usize,
+    pub relay_nodes: usize,
+    pub clients: usize,
+    pub gifts_per_client: usize,
+    /// Concurrent senders per gift, each with its own key unless `shared_key`.
+    pub senders_per_gift: usize,
+    pub shared_key_chance: f64,
+    pub replay_chance: f64,
+    pub send_failure_rate: f64,
+    pub visibility_timeout_ms: u64,
+    pub retry_backoff_ms: u64,
+    pub latency_max_ms: u64,
+    pub dispatch_latency_max_ms: u64,
+    /// Mean time between node kills; 0 disables the nemesis.
+    pub kill_every_ms: u64,
+    pub safety_ms: u64,
+    pub faults: FaultRates,
+    pub mutant: Option<Mutant>,
+}
+
+impl World {
+    /// Draws a world from the simulation's seeded generator.
+    pub fn draw(seed: u64, mutant: Option<Mutant>) -> Self {
+        let mut rng = thread_rng();
+        // Zero a third of the time, otherwise anywhere up to `max`.
+        let mut rate = |max: f64| if rng.gen_bool(1.0 / 3.0) { 0.0 } else { rng.gen_range(0.0..max) };
+        let faults = FaultRates {
+            publish_fail: rate(0.5),
+            publish_timeout: rate(0.2),
+            publish_lie: rate(0.2),
+            duplicate_delivery: rate(0.3),
+            unseen_receive: rate(0.2),
+            receive_error: rate(0.2),
+            ack_error: rate(0.2),
+            db_error: rate(0.15),
+            db_timeout: rate(0.05),
+            db_ambiguous_commit: rate(0.15),
+            latency: rate(0.8),
+        };
+        let mut rng = thread_rng();
+        let failure_rates = [0.0, 0.2, 0.2, 0.5, 0.9, 1.0];
+        Self {
+            seed,
+            api_nodes: rng.gen_range(1..=3),
+            worker_nodes: rng.gen_range(1..=3),
+            relay_nodes: if mutant == Some(Mutant::NoRelay) { 0 } else { rng.gen_range(1..=2) },
+            clients: rng.gen_range(1..=6),
+            gifts_per_client: rng.gen_range(1..=4),
+            senders_per_gift: rng.gen_range(1..=3),
+            shared_key_chance: rng.gen_range(0.0..0.5),
+            replay_chance: rng.gen_range(0.0..0.5),
+            send_failure_rate: failure_rates[rng.gen_range(0..failure_rates.len())],
+            visibility_timeout_ms: rng.gen_range(1_000..=30_000),
+            retry_backoff_ms: rng.gen_range(200..=5_000),
+            latency_max_ms: rng.gen_range(1..=2_000),
+            dispatch_latency_max_ms: if rng.gen_bool(0.5) { rng.gen_range(1..=5_000) } else { 0 },
+            kill_every_ms: if rng.gen_bool(0.25) { 0 } else { rng.gen_range(2_000..=30_000) },
+            safety_ms: rng.gen_range(10_000..=60_000),
+            faults,
+            mutant,
+        }
+    }
+
+    pub fn visibility_timeout(&self) -> Duration {
+        Duration::from_millis(self.visibility_timeout_ms)
+    }
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "world of seed {}:", self.seed)?;
+        writeln!(
+            f,
+            "  nodes: api={} worker={} relay={}  clients={} gifts/client={} senders/gift={}",
+            self.api_nodes,
+            self.worker_nodes,
+            self.relay_nodes,
+            self.clients,
+            self.gifts_per_client,
+            self.senders_per_gift
+        )?;
+        writeln!(
+            f,
+            "  send_failure_rate={} visibility_timeout_ms={} retry_backoff_ms={} safety_ms={} kill_every_ms={}",
+            self.send_failure_rate,
+            self.visibility_timeout_ms,
+            self.retry_backoff_ms,
+            self.safety_ms,
+            self.kill_every_ms
+        )?;
+        writeln!(
+            f,
+            "  latency_max_ms={} dispatch_latency_max_ms={} shared_key_chance={:.2} replay_chance={:.2}",
+            self.latency_max_ms, self.dispatch_latency_max_ms, self.shared_key_chance, self.replay_chance
+        )?;
+        let r = &self.faults;
+        writeln!(
+            f,
+            "  faults: publish_fail={:.2} publish_timeout={:.2} publish_lie={:.2} duplicate={:.2} unseen_receive={:.2} receive_error={:.2} ack_error={:.2}",
+            r.publish_fail, r.publish_timeout, r.publish_lie, r.duplicate_delivery, r.unseen_receive, r.receive_error, r.ack_error
+        )?;
+        writeln!(
+            f,
+            "          db_error={:.2} db_timeout={:.2} db_ambiguous_commit={:.2} latency={:.2}",
+            r.db_error, r.db_timeout, r.db_ambiguous_commit, r.latency
+        )?;
+        match self.mutant {
+            Some(m) => write!(f, "  mutant: {}", m.name()),
+            None => write!(f, "  mutant: none"),
+        }
+    }
+}
