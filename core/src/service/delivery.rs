@@ -66,7 +66,7 @@ pub async fn handle_delivery(
         Err(e) => return store_error(&msg, e),
     };
     if gift.status.is_terminal() {
-        tracing::info!(%gift_id, %request_id, event = gift.status.as_str(), "duplicate delivery deleted");
+        tracing::info!(%gift_id, %request_id, event = "DUPLICATE", gift_status = gift.status.as_str(), "duplicate delivery deleted");
         return match queue.delete(&delivery.receipt).await {
             Ok(()) => DeliveryOutcome::Duplicate,
             Err(e) => DeliveryOutcome::Error(e.to_string()),

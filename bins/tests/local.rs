@@ -1,0 +1,104 @@
+//! The quick-start binary, end to end: as a new user would run it.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{events_for, free_port, temp_dir, Client, Proc};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gift-local");
+
+fn start(data: &std::path::Path, port: u16, failure_rate: &str) -> Proc {
+    Proc::start(
+        BIN,
+        &[
+            ("PORT", port.to_string()),
+            ("DATA_FILE", data.display().to_string()),
+            ("SEND_FAILURE_RATE", failure_rate.into()),
+            ("RETRY_BACKOFF_SECONDS", "1".into()),
+            ("VISIBILITY_TIMEOUT_SECONDS", "2".into()),
+            ("WORKER_WAIT_SECONDS", "1".into()),
+            ("PUBLISH_GRACE_MS", "500".into()),
+        ],
+    )
+}
+
+#[test]
+fn a_send_reaches_sent_and_keys_behave() {
+    let dir = temp_dir("local-sent");
+    let port = free_port();
+    let _proc = start(&dir.join("data.sqlite"), port, "0");
+    let api = Client::new(port);
+    api.wait_healthy(Duration::from_secs(10));
+    let id = api.create();
+    let (code, first) = api.send(&id, "order-1");
+    assert_eq!(code, 202, "{first}");
+    let (code, again) = api.send(&id, "order-1");
+    assert_eq!((code, &again), (200, &first));
+    assert_eq!(api.send(&id, "order-2").0, 409);
+    let done = api.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(10));
+    assert_eq!(done[0]["status"], "SENT");
+}
+
+#[test]
+fn with_every_send_failing_a_gift_fails_after_exactly_five_attempts() {
+    let dir = temp_dir("local-failed");
+    let port = free_port();
+    let proc = start(&dir.join("data.sqlite"), port, "1");
+    let api = Client::new(port);
+    api.wait_healthy(Duration::from_secs(10));
+    let id = api.create();
+    assert_eq!(api.send(&id, "k").0, 202);
+    let done = api.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(60));
+    assert_eq!(done[0]["status"], "FAILED");
+    assert!(done[0]["last_error"].as_str().unwrap().contains("attempt 5"), "{}", done[0]);
+    let logs = proc.log_lines();
+    assert_eq!(events_for(&logs, &id, "RETRY"), 4, "four failed attempts before the last");
+    assert_eq!(events_for(&logs, &id, "FAILED"), 1);
+    // Every log line carries the fields the dashboards rely on.
+    assert!(logs.iter().all(|l| l["timestamp"].is_string() && l["service"] == "local" && l["status"].is_string()));
+}
+
+#[test]
+fn kill_dash_nine_while_queued_loses_nothing() {
+    let dir = temp_dir("local-kill");
+    let data = dir.join("data.sqlite");
+    let port = free_port();
+    let mut proc = start(&data, port, "0.3");
+    let api = Client::new(port);
+    api.wait_healthy(Duration::from_secs(10));
+    let ids: Vec<String> = (0..30).map(|_| api.create()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(api.send(id, &format!("key-{i}")).0, 202);
+    }
+    proc.kill9();
+    let mut logs = proc.log_lines();
+    let proc = start(&data, port, "0.3");
+    api.wait_healthy(Duration::from_secs(10));
+    let done = api.wait_terminal(&ids, Duration::from_secs(90));
+    let sent = done.iter().filter(|g| g["status"] == "SENT").count();
+    println!("after kill -9 and restart: {sent} SENT, {} FAILED of {}", done.len() - sent, done.len());
+    // Each gift went to SENT at most once across both processes.
+    logs.extend(proc.log_lines());
+    for id in &ids {
+        assert!(events_for(&logs, id, "SENT") <= 1, "{id} SENT twice");
+    }
+}
+
+#[test]
+fn sigterm_stops_cleanly() {
+    let dir = temp_dir("local-term");
+    let port = free_port();
+    let mut proc = start(&dir.join("data.sqlite"), port, "0");
+    Client::new(port).wait_healthy(Duration::from_secs(10));
+    let status = proc.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn bad_configuration_names_the_variable() {
+    let out = std::process::Command::new(BIN).env("SEND_FAILURE_RATE", "1.5").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SEND_FAILURE_RATE"), "{err}");
+}

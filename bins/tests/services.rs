@@ -1,0 +1,316 @@
+//! The ECS binaries against real PostgreSQL and SQS (moto), started the way the task
+//! definitions start them. Needs `TEST_DATABASE_URL` and `TEST_SQS_ENDPOINT` (scripts/test
+//! provides both and makes them required).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value;
+use support::{events_for, free_port, Client, Proc};
+
+const API: &str = env!("CARGO_BIN_EXE_gift-api");
+const WORKER: &str = env!("CARGO_BIN_EXE_gift-worker");
+
+fn required(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("GIFT_TEST_SERVICES").as_deref() == Ok("required") => {
+            panic!("{var} is required (scripts/test)")
+        }
+        _ => {
+            eprintln!("SKIPPED: needs {var} (scripts/test provisions it)");
+            None
+        }
+    }
+}
+
+struct Env {
+    database_url: String,
+    db_name: String,
+    sqs_endpoint: String,
+    queue_url: String,
+    dlq_url: String,
+    rt: tokio::runtime::Runtime,
+    sqs: aws_sdk_sqs::Client,
+}
+
+fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .build(),
+    )
+}
+
+/// A fresh database and a fresh queue + DLQ (redrive after 5 receives).
+fn setup(tag: &str) -> Option<Env> {
+    let admin = required("TEST_DATABASE_URL")?;
+    let sqs_endpoint = required("TEST_SQS_ENDPOINT")?;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db_name = format!("gift_{tag}_{}", free_port());
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut c).await.unwrap();
+    });
+    let database_url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{db_name}"),
+        None => panic!("TEST_DATABASE_URL must name a database"),
+    };
+    let sqs = sqs_client(&sqs_endpoint);
+    let (queue_url, dlq_url) = rt.block_on(async {
+        let dlq = sqs.create_queue().queue_name(format!("{db_name}-dlq")).send().await.unwrap().queue_url.unwrap();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap();
+        let arn = arn.attributes.unwrap()[&QueueAttributeName::QueueArn].clone();
+        let q = sqs
+            .create_queue()
+            .queue_name(&db_name)
+            .attributes(QueueAttributeName::VisibilityTimeout, "5")
+            .attributes(
+                QueueAttributeName::RedrivePolicy,
+                format!("{{\"deadLetterTargetArn\":\"{arn}\",\"maxReceiveCount\":\"5\"}}"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        (q, dlq)
+    });
+    Some(Env { database_url, db_name, sqs_endpoint, queue_url, dlq_url, rt, sqs })
+}
+
+impl Env {
+    fn common(&self, endpoint: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", self.database_url.clone()),
+            ("SQS_QUEUE_URL", self.queue_url.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_ENDPOINT_URL_SQS", endpoint.into()),
+            ("DB_SSLMODE", "disable".into()),
+        ]
+    }
+
+    fn api(&self, port: u16, endpoint: &str, extra: &[(&'static str, String)]) -> (Proc, Client) {
+        let mut env = self.common(endpoint);
+        env.push(("PORT", port.to_string()));
+        env.push(("HOST", "127.0.0.1".into()));
+        env.push(("PUBLISH_GRACE_MS", "500".into()));
+        env.extend_from_slice(extra);
+        let proc = Proc::start(API, &env);
+        let client = Client::new(port);
+        client.wait_healthy(Duration::from_secs(20));
+        (proc, client)
+    }
+
+    fn worker(&self, failure_rate: &str, endpoint: &str) -> Proc {
+        let mut env = self.common(endpoint);
+        env.push(("SEND_FAILURE_RATE", failure_rate.into()));
+        env.push(("RETRY_BACKOFF_SECONDS", "1".into()));
+        env.push(("WORKER_WAIT_SECONDS", "1".into()));
+        env.push(("RELAY_INTERVAL_MS", "200".into()));
+        env.push(("HEARTBEAT_FILE", format!("/tmp/{}-{}.heartbeat", self.db_name, free_port())));
+        Proc::start(WORKER, &env)
+    }
+
+    fn dlq_bodies(&self) -> Vec<String> {
+        self.rt.block_on(async {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+            out.messages.unwrap_or_default().into_iter().filter_map(|m| m.body).collect()
+        })
+    }
+
+    fn publish_raw(&self, body: &str) {
+        self.rt.block_on(async {
+            self.sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await.unwrap()
+        });
+    }
+
+    fn db_counts(&self) -> Vec<(String, i64)> {
+        self.rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+            sqlx::query_as("SELECT status, COUNT(*) FROM gifts GROUP BY status ORDER BY status")
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        })
+    }
+}
+
+#[test]
+fn both_config_forms_start_the_api_and_a_missing_variable_is_named() {
+    let Some(env) = setup("config") else { return };
+    let (_a, url_form) = env.api(free_port(), &env.sqs_endpoint, &[]);
+    assert_eq!(url_form.call("GET", "/readyz", None, None), (200, serde_json::json!({"status": "ready"})));
+
+    let url = url::Url::parse(&env.database_url).unwrap();
+    let split = [
+        ("DATABASE_URL", String::new()),
+        ("DB_HOST", url.host_str().unwrap().to_owned()),
+        ("DB_PORT", url.port().unwrap_or(5432).to_string()),
+        ("DB_NAME", env.db_name.clone()),
+        ("DB_USER", url.username().to_owned()),
+        ("DB_PASSWORD", url.password().unwrap_or("").to_owned()),
+    ];
+    let (_b, split_form) = env.api(free_port(), &env.sqs_endpoint, &split);
+    assert_eq!(split_form.call("GET", "/readyz", None, None).0, 200);
+    let id = split_form.create();
+    assert_eq!(url_form.status(&id)["gift_id"], Value::String(id.clone()), "both forms reach the same database");
+
+    let out = std::process::Command::new(API)
+        .env_clear()
+        .env("SQS_QUEUE_URL", &env.queue_url)
+        .env("DB_HOST", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("DB_NAME") && text.contains("DB_USER"), "{text}");
+}
+
+#[test]
+fn create_send_reaches_sent() {
+    let Some(env) = setup("flow") else { return };
+    let (_api, api) = env.api(free_port(), &env.sqs_endpoint, &[]);
+    let _worker = env.worker("0", &env.sqs_endpoint);
+    let id = api.create();
+    assert_eq!(api.send(&id, "req-1").0, 202);
+    assert_eq!(api.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(30))[0]["status"], "SENT");
+}
+
+#[test]
+fn always_failing_sends_fail_after_five_receives_and_reach_the_dlq() {
+    let Some(env) = setup("fail") else { return };
+    let (_api, api) = env.api(free_port(), &env.sqs_endpoint, &[]);
+    let failing = env.worker("1", &env.sqs_endpoint);
+    let id = api.create();
+    assert_eq!(api.send(&id, "req-2").0, 202);
+    let done = api.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(60));
+    assert_eq!(done[0]["status"], "FAILED");
+    assert!(done[0]["last_error"].as_str().unwrap().contains("attempt 5"));
+    let logs = failing.log_lines();
+    assert_eq!(events_for(&logs, &id, "RETRY"), 4);
+    assert_eq!(events_for(&logs, &id, "FAILED"), 1);
+    // SQS moves the message to the DLQ on the receive after the fifth.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !env.dlq_bodies().iter().any(|b| b.contains(&id)) {
+        assert!(std::time::Instant::now() < deadline, "message never reached the DLQ");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn two_workers_and_injected_duplicates_send_each_gift_once() {
+    let Some(env) = setup("race") else { return };
+    let (_api, api) = env.api(free_port(), &env.sqs_endpoint, &[]);
+    let ids: Vec<String> = (0..200).map(|_| api.create()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(api.send(id, &format!("k{i}")).0, 202);
+        // A duplicate by hand for every other gift.
+        if i % 2 == 0 {
+            env.publish_raw(&format!("{{\"gift_id\":\"{id}\",\"request_id\":\"k{i}\"}}"));
+        }
+    }
+    let (w1, w2) = (env.worker("0.2", &env.sqs_endpoint), env.worker("0.2", &env.sqs_endpoint));
+    api.wait_terminal(&ids, Duration::from_secs(120));
+    let mut logs = w1.log_lines();
+    logs.extend(w2.log_lines());
+    for id in &ids {
+        assert!(events_for(&logs, id, "SENT") <= 1, "{id} SENT twice");
+    }
+    println!("final statuses: {:?}", env.db_counts());
+}
+
+/// A TCP proxy in front of the SQS emulator that can be switched off, so the endpoint can
+/// go away without the emulator losing its queues.
+struct Switch {
+    port: u16,
+    up: Arc<AtomicBool>,
+}
+
+fn switchable_proxy(target: &str) -> Switch {
+    let target = target.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let up = Arc::new(AtomicBool::new(true));
+    let flag = up.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { continue };
+            if !flag.load(Ordering::SeqCst) {
+                let _ = client.shutdown(Shutdown::Both);
+                continue;
+            }
+            let Ok(server) = TcpStream::connect(&target) else { continue };
+            let flag = flag.clone();
+            for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                let flag = flag.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while flag.load(Ordering::SeqCst) {
+                        match from.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if to.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    let _ = to.shutdown(Shutdown::Both);
+                });
+            }
+        }
+    });
+    Switch { port, up }
+}
+
+#[test]
+fn sends_accepted_while_sqs_is_down_are_processed_when_it_returns() {
+    let Some(env) = setup("outage") else { return };
+    let proxy = switchable_proxy(&env.sqs_endpoint);
+    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    let (_api, api) = env.api(free_port(), &endpoint, &[]);
+    let worker = env.worker("0", &endpoint);
+    proxy.up.store(false, Ordering::SeqCst);
+    let ids: Vec<String> = (0..20).map(|_| api.create()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let (code, body) = api.send(id, &format!("down-{i}"));
+        assert_eq!(code, 202, "the API must keep accepting while SQS is down: {body}");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(ids.iter().all(|id| api.status(id)["status"] == "QUEUED"), "nothing can finish while SQS is down");
+    proxy.up.store(true, Ordering::SeqCst);
+    let done = api.wait_terminal(&ids, Duration::from_secs(90));
+    assert!(done.iter().all(|g| g["status"] == "SENT"));
+    let relayed = worker.log_lines().iter().filter(|l| l["event"] == "RELAYED").count();
+    println!("{relayed} messages published by the relay after the outage");
+    assert!(relayed >= ids.len(), "the relay, not a person, published the accepted sends");
+}

@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Compare the environment variables the binaries read with the ones the ECS
+task definitions set, in both directions.
+
+Read side: every `env = "NAME"` (clap's `#[arg(env = ...)]`) and every
+`env::var("NAME")` / `env::var_os("NAME")` in bins/src/**/*.rs. When the clap
+structs can be attributed to binaries (a struct whose #[command(...)] says
+name = "gift-api" / "gift-worker" / "gift-local", plus every struct it
+flattens, recursively), the comparison is per container: gift-api against the
+api task definition, gift-worker against the worker's; gift-local is never
+deployed. Otherwise it falls back to the union of both containers.
+Set side: the four plain maps in terraform/ecs.tf that make up the app
+containers' environment and secrets:
+    app_common_environment, api_only_environment, worker_only_environment, app_secrets
+(the api container gets common + api_only + secrets, the worker common +
+worker_only + secrets). The Datadog agent and FireLens sidecars have their own
+environment (DD_*, ECS_FARGATE) that the binaries never see; it is not part
+of this contract and is not compared.
+
+Rules (per container, or on the union in fallback mode)
+  * read but not set                         -> error (the incident of 000_*:
+    the app read DATABASE_URL while Terraform set DB_*; every task failed)
+  * set but not read                         -> error (dead, misplaced or misspelt config)
+  * LOCAL_ONLY names must not be set by Terraform:
+      AWS_ENDPOINT_URL_SQS  points the SQS client at a local emulator
+      DATABASE_URL          the alternative to DB_*; Terraform uses the split form
+  * a name may not be both a plain variable and a secret.
+AWS_REGION needs no exception: the binaries read it, and the task definitions
+set it explicitly (Fargate would also inject it).
+
+Usage: check-env-contract.py [--repo DIR] [--bins-src DIR] [--ecs-tf FILE]
+Exit 0 when the contract holds, 1 otherwise. Needs the `hcl2` module
+(bc-python-hcl2, installed with checkov in scripts/check-infra's venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+LOCAL_ONLY = {
+    "AWS_ENDPOINT_URL_SQS": "local SQS emulator endpoint; in AWS the SDK default is right",
+    "DATABASE_URL": "alternative to the DB_* form that Terraform sets",
+}
+CONTRACT_MAPS = (
+    "app_common_environment",
+    "api_only_environment",
+    "worker_only_environment",
+    "app_secrets",
+)
+
+CLAP_ENV = re.compile(r'\benv\s*=\s*"([A-Za-z_][A-Za-z0-9_]*)"')
+STD_ENV = re.compile(r'\benv::var(?:_os)?\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)')
+
+
+def strip_line_comments(line: str) -> str:
+    """Drop a trailing // comment (good enough for attribute lines; no // inside the strings we match)."""
+    idx = line.find("//")
+    return line if idx < 0 else line[:idx]
+
+
+STRUCT_START = re.compile(r"^\s*pub\s+struct\s+(\w+)\s*\{")
+FLATTEN_FIELD = re.compile(r"^\s*pub\s+\w+\s*:\s*(?:Option<)?(\w+)")
+BINARY_NAME = re.compile(r'\bname\s*=\s*"(gift-[a-z]+)"')
+BIN_FILE = re.compile(r"(?:^|/)bin/(gift-[a-z]+)\.rs$")
+
+
+class Reads:
+    """Where each name is read, and by which binary when that can be told."""
+
+    def __init__(self) -> None:
+        self.where: dict[str, list[str]] = {}
+        self.struct_names: dict[str, set[str]] = {}  # struct -> env names in its own fields
+        self.struct_flattens: dict[str, set[str]] = {}  # struct -> flattened field types
+        self.binary_struct: dict[str, str] = {}  # gift-api -> ApiServiceConfig
+        self.direct: dict[str, set[str]] = {}  # binary or "shared" -> env::var names
+
+    def add(self, name: str, where: str) -> None:
+        self.where.setdefault(name, []).append(where)
+
+    def names_of_struct(self, struct: str, seen: frozenset = frozenset()) -> set[str]:
+        if struct in seen:
+            return set()
+        names = set(self.struct_names.get(struct, set()))
+        for inner in self.struct_flattens.get(struct, set()):
+            names |= self.names_of_struct(inner, seen | {struct})
+        return names
+
+    def per_binary(self) -> dict[str, set[str]] | None:
+        if "gift-api" not in self.binary_struct or "gift-worker" not in self.binary_struct:
+            return None
+        out = {b: self.names_of_struct(st) for b, st in self.binary_struct.items()}
+        for b, names in self.direct.items():
+            if b != "shared":
+                out.setdefault(b, set()).update(names)
+        return out
+
+
+def names_read(bins_src: Path) -> Reads:
+    reads = Reads()
+    for path in sorted(bins_src.rglob("*.rs")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        file_bin = BIN_FILE.search(path.as_posix())
+        current: str | None = None
+        flatten_next = False
+        for idx, raw in enumerate(lines):
+            line = strip_line_comments(raw)
+            where = f"{path.as_posix()}:{idx + 1}"
+            m = STRUCT_START.match(line)
+            if m:
+                current = m.group(1)
+                reads.struct_names.setdefault(current, set())
+                reads.struct_flattens.setdefault(current, set())
+                # The attributes above the struct, back to a blank line or a closing brace.
+                back = idx - 1
+                header: list[str] = []
+                while back >= 0 and lines[back].strip() and not lines[back].startswith("}"):
+                    header.append(lines[back])
+                    back -= 1
+                b = BINARY_NAME.search("\n".join(header))
+                if b:
+                    reads.binary_struct[b.group(1)] = current
+                continue
+            if current is not None and raw.startswith("}"):
+                current = None
+                continue
+            for cm in CLAP_ENV.finditer(line):
+                reads.add(cm.group(1), where)
+                if current is not None:
+                    reads.struct_names[current].add(cm.group(1))
+            for sm in STD_ENV.finditer(line):
+                reads.add(sm.group(1), where)
+                owner = file_bin.group(1) if file_bin else "shared"
+                reads.direct.setdefault(owner, set()).add(sm.group(1))
+            if current is not None:
+                if "flatten" in line and line.strip().startswith("#["):
+                    flatten_next = True
+                elif flatten_next and FLATTEN_FIELD.match(line):
+                    reads.struct_flattens[current].add(FLATTEN_FIELD.match(line).group(1))
+                    flatten_next = False
+    return reads
+
+
+def unwrap(value):
+    # bc-python-hcl2 wraps attribute values in one-element lists.
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value
+
+
+def names_set(ecs_tf: Path) -> dict[str, set[str]]:
+    try:
+        import hcl2  # type: ignore
+    except ImportError:
+        sys.exit("check-env-contract: the hcl2 module is missing; run scripts/check-infra (it installs it with checkov)")
+
+    with ecs_tf.open(encoding="utf-8") as fh:
+        doc = hcl2.load(fh)
+
+    maps: dict[str, set[str]] = {}
+    for block in doc.get("locals", []):
+        for key, value in block.items():
+            if key in CONTRACT_MAPS:
+                value = unwrap(value)
+                if not isinstance(value, dict):
+                    sys.exit(f"check-env-contract: local.{key} in {ecs_tf} must be a plain map literal, got: {value!r}")
+                maps[key] = set(value.keys())
+
+    missing = [k for k in CONTRACT_MAPS if k not in maps]
+    if missing:
+        sys.exit(f"check-env-contract: {ecs_tf} defines no local(s) {', '.join(missing)}")
+
+    # The maps only matter if the containers are built from them.
+    text = ecs_tf.read_text(encoding="utf-8")
+    for needle in (
+        "merge(local.app_common_environment, local.api_only_environment)",
+        "merge(local.app_common_environment, local.worker_only_environment)",
+        "local.app_secrets",
+    ):
+        if needle not in text:
+            sys.exit(f"check-env-contract: {ecs_tf} no longer builds the containers from `{needle}`; update this check")
+    return maps
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repo", default=Path(__file__).resolve().parent.parent, type=Path)
+    ap.add_argument("--bins-src", type=Path)
+    ap.add_argument("--ecs-tf", type=Path)
+    args = ap.parse_args()
+
+    bins_src = args.bins_src or args.repo / "bins" / "src"
+    ecs_tf = args.ecs_tf or args.repo / "terraform" / "ecs.tf"
+
+    if not bins_src.is_dir():
+        print(f"check-env-contract: {bins_src} does not exist", file=sys.stderr)
+        return 1
+
+    reads = names_read(bins_src)
+    read = reads.where
+    if not read:
+        print(
+            f"check-env-contract: found no `env = \"NAME\"` in {bins_src}/**/*.rs "
+            "(is bins/src/config.rs written yet?). Refusing to pass an empty contract.",
+            file=sys.stderr,
+        )
+        return 1
+
+    maps = names_set(ecs_tf)
+    secrets = maps["app_secrets"]
+    containers = {
+        "api": maps["app_common_environment"] | maps["api_only_environment"] | secrets,
+        "worker": maps["app_common_environment"] | maps["worker_only_environment"] | secrets,
+    }
+    set_any = containers["api"] | containers["worker"]
+    per_binary = reads.per_binary()
+
+    errors: list[str] = []
+    if per_binary is not None:
+        mode = "per container (gift-api -> api, gift-worker -> worker)"
+        shared = reads.direct.get("shared", set())
+        for container, binary in (("api", "gift-api"), ("worker", "gift-worker")):
+            wanted = per_binary[binary] - set(LOCAL_ONLY)
+            have = containers[container]
+            for name in sorted(wanted - have):
+                errors.append(f"{name}: read by {binary} but not set in the {container} task definition")
+            for name in sorted(have - per_binary[binary] - shared):
+                errors.append(f"{name}: set in the {container} task definition but not read by {binary}")
+        deployed = per_binary["gift-api"] | per_binary["gift-worker"]
+        for name in sorted(shared - set(LOCAL_ONLY) - set_any):
+            errors.append(f"{name}: read by shared code ({', '.join(read[name])}) but set by neither task definition")
+        local_only_binary = set(read) - deployed - shared
+    else:
+        mode = "union (could not attribute the clap structs to gift-api and gift-worker)"
+        for name in sorted(set(read) - set(LOCAL_ONLY) - set_any):
+            errors.append(f"{name}: read by the binaries ({', '.join(read[name])}) but set by neither task definition")
+        for name in sorted(set_any - set(read)):
+            errors.append(f"{name}: set by the task definitions but read by no binary")
+        local_only_binary = set()
+
+    for name in sorted(set_any & set(LOCAL_ONLY)):
+        errors.append(f"{name}: must not be set in AWS ({LOCAL_ONLY[name]})")
+    plain = maps["app_common_environment"] | maps["api_only_environment"] | maps["worker_only_environment"]
+    for name in sorted(plain & secrets):
+        errors.append(f"{name}: set both as a plain variable and as a secret")
+
+    # What was compared.
+    print(f"env contract: {bins_src} (read) vs local maps in {ecs_tf} (set)")
+    print(f"  mode: {mode}")
+    if per_binary is not None:
+        for b in sorted(reads.binary_struct):
+            print(f"  {b}: struct {reads.binary_struct[b]}, {len(per_binary.get(b, set()))} names")
+    all_names = set(read) | set_any
+    width = max(len(n) for n in all_names)
+
+    def read_by(name: str, binary: str) -> str:
+        if per_binary is None:
+            return "yes" if name in read else "NO"
+        return "yes" if name in per_binary.get(binary, set()) else "-"
+
+    def mark(name: str, container: str) -> str:
+        if name not in containers[container]:
+            return "-"
+        return "secret" if name in secrets else "env"
+
+    if per_binary is not None:
+        print(f"  {'NAME'.ljust(width)}  gift-api  api     gift-worker  worker  gift-local  note")
+    else:
+        print(f"  {'NAME'.ljust(width)}  read  api     worker  note")
+    for name in sorted(all_names):
+        if name in LOCAL_ONLY and name not in set_any:
+            note = f"local-only: {LOCAL_ONLY[name]}"
+        elif name in local_only_binary:
+            note = "gift-local only (never deployed)"
+        elif name not in read:
+            note = "NOT READ"
+        else:
+            note = ""
+        if per_binary is not None:
+            print(
+                f"  {name.ljust(width)}  {read_by(name, 'gift-api'):<8}  {mark(name, 'api'):<6}  "
+                f"{read_by(name, 'gift-worker'):<11}  {mark(name, 'worker'):<6}  {read_by(name, 'gift-local'):<10}  {note}"
+            )
+        else:
+            print(f"  {name.ljust(width)}  {read_by(name, ''):<4}  {mark(name, 'api'):<6}  {mark(name, 'worker'):<6}  {note}")
+
+    if errors:
+        print(f"env contract: {len(errors)} problem(s):")
+        for e in errors:
+            print(f"  ERROR {e}")
+        return 1
+    print(
+        f"env contract: OK ({len(containers['api'])} names set for api, {len(containers['worker'])} for worker; "
+        f"{len(read)} names read in bins/src)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
