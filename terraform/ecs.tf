@@ -98,7 +98,7 @@ locals {
 
   # FireLens router. parse-json.conf ships in the AWS for Fluent Bit image and
   # lifts the app's JSON line into top-level fields, so Datadog sees
-  # timestamp, level, service, status, message, gift_id, request_id, ...
+  # timestamp, status (the level), service, event, message, gift_id, request_id, ...
   log_router_container = {
     for svc in ["api", "worker"] : svc => {
       name      = "log-router"
@@ -208,11 +208,12 @@ locals {
 # -----------------------------------------------------------------------------
 
 resource "aws_ecs_cluster" "main" {
+  #checkov:skip=CKV_AWS_65:Container Insights follows production_hardening (var.container_insights). In the PoC the Datadog agent sidecar already collects per-container metrics and Datadog reads running/desired counts from the ECS API; Container Insights would add ~50 custom metrics (about $15/month, docs/cost.md) for the same data.
   name = local.name
 
   setting {
     name  = "containerInsights"
-    value = "enabled"
+    value = local.container_insights ? "enabled" : "disabled"
   }
 }
 

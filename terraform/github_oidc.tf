@@ -92,9 +92,36 @@ data "aws_iam_policy_document" "github_deploy" {
       "ecs:UpdateService",
     ]
     resources = [
-      aws_ecs_service.api.id,
-      aws_ecs_service.worker.id,
+      "arn:aws:ecs:${var.aws_region}:${local.account_id}:service/${aws_ecs_cluster.main.name}/${aws_ecs_service.api.name}",
+      "arn:aws:ecs:${var.aws_region}:${local.account_id}:service/${aws_ecs_cluster.main.name}/${aws_ecs_service.worker.name}",
     ]
+  }
+
+  # The render action reads the family's tags (DescribeTaskDefinition with
+  # include=TAGS) and copies them onto the new revision; tagging on create
+  # needs ecs:TagResource.
+  statement {
+    sid     = "ReadTagsOfTheTwoFamilies"
+    actions = ["ecs:ListTagsForResource"]
+    resources = [
+      "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${aws_ecs_task_definition.api.family}:*",
+      "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${aws_ecs_task_definition.worker.family}:*",
+    ]
+  }
+
+  statement {
+    sid     = "TagNewRevisionsOfTheTwoFamilies"
+    actions = ["ecs:TagResource"]
+    resources = [
+      "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${aws_ecs_task_definition.api.family}:*",
+      "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${aws_ecs_task_definition.worker.family}:*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = "ecs:CreateAction"
+      values   = ["RegisterTaskDefinition"]
+    }
   }
 
   statement {

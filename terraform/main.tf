@@ -2,7 +2,11 @@
 
 data "aws_caller_identity" "current" {}
 
+# Used only when var.availability_zones is not set. Pin the zones in tfvars for
+# anything long-lived: the first az_count *available* zones can change if a
+# zone is impaired at plan time, which would move subnets.
 data "aws_availability_zones" "available" {
+  #checkov:skip=CKV_AWS_394:Only a fallback: var.availability_zones pins the zone names (the example tfvars set it), and only the first az_count zones of this list are used.
   state = "available"
 }
 
@@ -17,6 +21,7 @@ locals {
   multi_az            = coalesce(var.multi_az, local.hardening)
   autoscaling         = coalesce(var.autoscaling_enabled, local.hardening)
   waf                 = coalesce(var.waf_enabled, local.hardening)
+  container_insights  = coalesce(var.container_insights, local.hardening)
   log_retention_days  = coalesce(var.log_retention_days, local.hardening ? 30 : 7)
   https               = var.acm_certificate_arn != null
 
@@ -25,8 +30,9 @@ locals {
   api_max_count    = local.autoscaling ? max(var.api_max_count, local.api_min_count) : local.api_min_count
   worker_max_count = local.autoscaling ? max(var.worker_max_count, local.worker_min_count) : local.worker_min_count
 
-  azs       = slice(data.aws_availability_zones.available.names, 0, var.az_count)
-  nat_count = local.private_subnets ? (local.nat_per_az ? var.az_count : 1) : 0
+  azs       = var.availability_zones != null ? var.availability_zones : slice(data.aws_availability_zones.available.names, 0, var.az_count)
+  az_count  = length(local.azs)
+  nat_count = local.private_subnets ? (local.nat_per_az ? local.az_count : 1) : 0
 
   account_id = data.aws_caller_identity.current.account_id
   api_port   = 8080

@@ -26,7 +26,7 @@ resource "aws_internet_gateway" "main" {
 }
 
 resource "aws_subnet" "public" {
-  count = var.az_count
+  count = local.az_count
 
   vpc_id            = aws_vpc.main.id
   cidr_block        = cidrsubnet(var.vpc_cidr, 8, count.index)
@@ -38,7 +38,7 @@ resource "aws_subnet" "public" {
 }
 
 resource "aws_subnet" "private" {
-  count = local.private_subnets ? var.az_count : 0
+  count = local.private_subnets ? local.az_count : 0
 
   vpc_id                  = aws_vpc.main.id
   cidr_block              = cidrsubnet(var.vpc_cidr, 8, 10 + count.index)
@@ -49,7 +49,7 @@ resource "aws_subnet" "private" {
 }
 
 resource "aws_subnet" "database" {
-  count = var.az_count
+  count = local.az_count
 
   vpc_id                  = aws_vpc.main.id
   cidr_block              = cidrsubnet(var.vpc_cidr, 8, 20 + count.index)
@@ -74,7 +74,7 @@ resource "aws_route" "public_internet" {
 }
 
 resource "aws_route_table_association" "public" {
-  count = var.az_count
+  count = local.az_count
 
   subnet_id      = aws_subnet.public[count.index].id
   route_table_id = aws_route_table.public.id
@@ -100,7 +100,7 @@ resource "aws_nat_gateway" "main" {
 }
 
 resource "aws_route_table" "private" {
-  count = local.private_subnets ? var.az_count : 0
+  count = local.private_subnets ? local.az_count : 0
 
   vpc_id = aws_vpc.main.id
 
@@ -108,7 +108,7 @@ resource "aws_route_table" "private" {
 }
 
 resource "aws_route" "private_nat" {
-  count = local.private_subnets ? var.az_count : 0
+  count = local.private_subnets ? local.az_count : 0
 
   route_table_id         = aws_route_table.private[count.index].id
   destination_cidr_block = "0.0.0.0/0"
@@ -116,7 +116,7 @@ resource "aws_route" "private_nat" {
 }
 
 resource "aws_route_table_association" "private" {
-  count = local.private_subnets ? var.az_count : 0
+  count = local.private_subnets ? local.az_count : 0
 
   subnet_id      = aws_subnet.private[count.index].id
   route_table_id = aws_route_table.private[count.index].id
@@ -130,7 +130,7 @@ resource "aws_route_table" "database" {
 }
 
 resource "aws_route_table_association" "database" {
-  count = var.az_count
+  count = local.az_count
 
   subnet_id      = aws_subnet.database[count.index].id
   route_table_id = aws_route_table.database.id

@@ -84,6 +84,12 @@ variable "waf_enabled" {
   default     = null
 }
 
+variable "container_insights" {
+  description = "ECS Container Insights on the cluster. null follows production_hardening (the PoC relies on the Datadog agent's container metrics)."
+  type        = bool
+  default     = null
+}
+
 variable "log_retention_days" {
   description = "CloudWatch log retention. null = 7 days for the PoC, 30 days with production_hardening."
   type        = number
@@ -124,8 +130,19 @@ variable "vpc_cidr" {
   default     = "10.40.0.0/16"
 }
 
+variable "availability_zones" {
+  description = "Zone names to use, e.g. [\"us-east-1a\", \"us-east-1b\"]. Recommended: pins the layout. null = the first az_count available zones."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.availability_zones == null ? true : (length(var.availability_zones) >= 2 && length(var.availability_zones) <= 3)
+    error_message = "availability_zones must list 2 or 3 zones."
+  }
+}
+
 variable "az_count" {
-  description = "Number of availability zones. The ALB and the RDS subnet group need at least 2 even for the PoC."
+  description = "Number of availability zones when availability_zones is null. The ALB and the RDS subnet group need at least 2 even for the PoC."
   type        = number
   default     = 2
 
@@ -412,6 +429,12 @@ variable "heartbeat_file" {
   }
 }
 
+variable "db_admin_image" {
+  description = "Image of the one-off psql task (ops.tf). The ECR Public mirror of the official postgres image avoids Docker Hub pull limits."
+  type        = string
+  default     = "public.ecr.aws/docker/library/postgres:15-alpine"
+}
+
 # -----------------------------------------------------------------------------
 # Datadog
 # -----------------------------------------------------------------------------
@@ -467,6 +490,12 @@ variable "datadog_create_aws_integration" {
   description = "Create the Datadog AWS integration (IAM role + datadog_integration_aws_account) for this account. It is account-wide: leave false if the account is already integrated (then make sure AWS/SQS is not excluded)."
   type        = bool
   default     = false
+}
+
+variable "datadog_aws_account_id" {
+  description = "Datadog's AWS account that assumes the integration role (464622532012 for the commercial sites; check Datadog's AWS integration docs for your site)."
+  type        = string
+  default     = "464622532012"
 }
 
 variable "alb_5xx_percent_critical" {

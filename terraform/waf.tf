@@ -6,7 +6,7 @@ resource "aws_wafv2_web_acl" "alb" {
   count = local.waf ? 1 : 0
 
   name        = "${local.name}-alb"
-  description = "Managed common rules, known bad inputs (incl. Log4j), per-IP rate limit"
+  description = "Managed common rules, known bad inputs (incl. Log4j), anonymous IPs, per-IP rate limit"
   scope       = "REGIONAL"
 
   default_action {
@@ -53,6 +53,37 @@ resource "aws_wafv2_web_acl" "alb" {
     visibility_config {
       cloudwatch_metrics_enabled = true
       metric_name                = "${local.name}-aws-known-bad-inputs"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  # Anonymizers (Tor, VPN exits) are blocked; the hosting-provider list is only
+  # counted, because legitimate API clients may well run in a cloud.
+  rule {
+    name     = "aws-anonymous-ip"
+    priority = 25
+
+    override_action {
+      none {}
+    }
+
+    statement {
+      managed_rule_group_statement {
+        vendor_name = "AWS"
+        name        = "AWSManagedRulesAnonymousIpList"
+
+        rule_action_override {
+          name = "HostingProviderIPList"
+          action_to_use {
+            count {}
+          }
+        }
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.name}-aws-anonymous-ip"
       sampled_requests_enabled   = true
     }
   }

@@ -10,12 +10,14 @@ use gift_core::ports::{Delivery, Queue};
 
 use crate::rt;
 
+/// Reads the bodies in the dead-letter queue without consuming them for good.
+pub type DeadLetters = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<String>> + Send>> + Send + Sync>;
+
 /// A queue built for one test, configured with the given visibility timeout and a
 /// redrive to a dead-letter queue after 5 receives.
 pub struct QueueUnderTest {
     pub queue: Arc<dyn Queue>,
-    /// Reads (without consuming for good) the bodies that reached the dead-letter queue.
-    pub dead_letters: Box<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<String>> + Send>> + Send + Sync>,
+    pub dead_letters: DeadLetters,
 }
 
 const SHORT: Duration = Duration::from_millis(200);
