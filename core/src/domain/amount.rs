@@ -6,10 +6,16 @@ use super::ParseError;
 pub struct Amount(i64);
 
 impl Amount {
-    /// Parses a JSON value: only integers in `1..=i64::MAX` are amounts; `1.0` and `"1"` are not.
+    /// Parses a JSON value: integers in `1..=i64::MAX` are amounts, and so are numbers
+    /// written with a zero fraction (`100.0`, `1e3`) up to 2^53, where floating point is
+    /// still exact — JSON Schema counts those as integers too. `1.5` and `"1"` are not.
     pub fn parse_json(value: Option<&serde_json::Value>) -> Result<Self, ParseError> {
+        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
         let value = value.ok_or_else(|| ParseError::new("amount is required"))?;
-        let n = value.as_i64().ok_or_else(|| ParseError::new("amount must be a positive integer"))?;
+        let n = value
+            .as_i64()
+            .or_else(|| value.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT).map(|f| f as i64))
+            .ok_or_else(|| ParseError::new("amount must be a positive integer"))?;
         Self::try_from(n)
     }
 
@@ -55,9 +61,20 @@ mod tests {
 
     #[test]
     fn non_numbers_and_missing_are_rejected() {
-        for v in [json!("5"), json!(null), json!(true), json!([1]), json!({"a": 1}), json!(1.0), json!(u64::MAX)] {
+        for v in [
+            json!("5"),
+            json!(null),
+            json!(true),
+            json!([1]),
+            json!({"a": 1}),
+            json!(0.0),
+            json!(1e300),
+            json!(u64::MAX),
+        ] {
             assert!(Amount::parse_json(Some(&v)).is_err(), "{v} accepted");
         }
         assert_eq!(Amount::parse_json(None).unwrap_err().0, "amount is required");
+        assert_eq!(Amount::parse_json(Some(&json!(100.0))).unwrap().get(), 100);
+        assert_eq!(Amount::parse_json(Some(&json!(1e3))).unwrap().get(), 1000);
     }
 }

@@ -20,10 +20,13 @@ impl Gift {
 }
 
 /// The answer to an accepted send; a replay of the same key returns exactly this.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SendAccepted {
+    #[schema(value_type = String, format = Uuid)]
     pub gift_id: GiftId,
     pub status: Status,
+    /// The request's Idempotency-Key.
+    #[schema(value_type = String)]
     pub request_id: IdempotencyKey,
 }
 

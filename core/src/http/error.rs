@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::views::{ErrorBody, ErrorDetail};
 use crate::domain::IdempotencyKey;
 use crate::error::AppError;
 
@@ -54,10 +55,10 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = serde_json::json!({
-            "error": { "code": code, "message": message },
-            "request_id": self.request_id.as_ref().map(|k| k.as_str()),
-        });
+        let body = ErrorBody {
+            error: ErrorDetail { code: code.to_owned(), message },
+            request_id: self.request_id.map(String::from),
+        };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

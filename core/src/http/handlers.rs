@@ -8,15 +8,27 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::views::{CreateGiftRequest, CreatedGift, ErrorBody, GiftView, Health, Readiness};
 use super::{ApiError, ApiState};
-use crate::domain::{Amount, Gift, GiftId, IdempotencyKey, Message};
+use crate::domain::{Amount, GiftId, IdempotencyKey, Message, SendAccepted};
 use crate::error::AppError;
 use crate::service::{self, SendOutcome};
 
 type Shared = State<Arc<ApiState>>;
 
+/// Create a gift.
+#[utoipa::path(
+    post, path = "/gifts", tag = "gifts",
+    request_body(content = CreateGiftRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = CreatedGift),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "Database unavailable; retry", body = ErrorBody),
+    )
+)]
 pub(super) async fn create_gift(
     State(state): Shared,
     body: Result<Bytes, BytesRejection>,
@@ -26,24 +38,46 @@ pub(super) async fn create_gift(
     let message = Message::parse_json(body.get("message")).map_err(AppError::from)?;
     let deps = &state.deps;
     let gift = service::create_gift(&*deps.store, &*deps.env, amount, message).await?;
-    let body = json!({
-        "gift_id": gift.id,
-        "code": gift.code,
-        "status": gift.status,
-        "created_at": gift.created_at,
-    });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((StatusCode::CREATED, Json(CreatedGift::from(&gift))).into_response())
 }
 
+/// Read a gift.
+#[utoipa::path(
+    get, path = "/gifts/{gift_id}", tag = "gifts",
+    params(("gift_id" = String, Path, format = Uuid, description = "The gift's id")),
+    responses(
+        (status = 200, description = "The gift", body = GiftView),
+        (status = 400, description = "gift_id is not a UUID", body = ErrorBody),
+        (status = 404, description = "No such gift", body = ErrorBody),
+        (status = 503, description = "Database unavailable; retry", body = ErrorBody),
+    )
+)]
 pub(super) async fn get_gift(
     State(state): Shared,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = parse_gift_id(path, None)?;
     let gift = state.deps.store.get_gift(id).await.map_err(AppError::from)?.ok_or(AppError::NotFound)?;
-    Ok(Json(gift_view(&gift)).into_response())
+    Ok(Json(GiftView::from(&gift)).into_response())
 }
 
+/// Request sending a gift. Idempotent per `(gift_id, Idempotency-Key)`.
+#[utoipa::path(
+    post, path = "/gifts/{gift_id}/send", tag = "gifts",
+    params(
+        ("gift_id" = String, Path, format = Uuid, description = "The gift's id"),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+         description = "Client-chosen key; the same key replays the first answer"),
+    ),
+    responses(
+        (status = 202, description = "Accepted: the gift is QUEUED", body = SendAccepted),
+        (status = 200, description = "Replay of an accepted request: the identical body", body = SendAccepted),
+        (status = 400, description = "Missing or invalid Idempotency-Key, or gift_id not a UUID", body = ErrorBody),
+        (status = 404, description = "No such gift", body = ErrorBody),
+        (status = 409, description = "Already queued, sent or failed under another key", body = ErrorBody),
+        (status = 503, description = "Database unavailable; retry with the same key", body = ErrorBody),
+    )
+)]
 pub(super) async fn send_gift(
     State(state): Shared,
     path: Result<Path<String>, PathRejection>,
@@ -68,10 +102,20 @@ pub(super) async fn send_gift(
     })
 }
 
-pub(super) async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Liveness: the process answers. Never touches the database.
+#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, description = "Alive", body = Health)))]
+pub(super) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
+/// Readiness: the database and the queue answer.
+#[utoipa::path(
+    get, path = "/readyz", tag = "probes",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready, with the reason", body = Readiness),
+    )
+)]
 pub(super) async fn readyz(State(state): Shared) -> Response {
     let reason = if let Err(e) = state.deps.store.ping().await {
         Some(format!("database: {e}"))
@@ -81,12 +125,17 @@ pub(super) async fn readyz(State(state): Shared) -> Response {
         None
     };
     match reason {
-        None => Json(json!({"status": "ready"})).into_response(),
+        None => Json(Readiness { status: "ready", reason: None }).into_response(),
         Some(reason) => {
             tracing::warn!(event = "NOT_READY", error_message = %reason, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "reason": reason}))).into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { status: "not_ready", reason: Some(reason) }))
+                .into_response()
         }
     }
+}
+
+pub(super) async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], super::openapi_json()).into_response()
 }
 
 pub(super) async fn route_not_found(uri: Uri) -> ApiError {
@@ -115,17 +164,4 @@ fn parse_json_object(body: Result<Bytes, BytesRejection>) -> Result<serde_json::
 fn parse_gift_id(path: Result<Path<String>, PathRejection>, key: Option<&IdempotencyKey>) -> Result<GiftId, ApiError> {
     let Path(raw) = path.map_err(|e| ApiError::new(AppError::Validation(e.body_text()), key.cloned()))?;
     GiftId::parse(&raw).map_err(|e| ApiError::new(e, key.cloned()))
-}
-
-fn gift_view(g: &Gift) -> Value {
-    json!({
-        "gift_id": g.id,
-        "code": g.code,
-        "amount": g.amount,
-        "message": g.message,
-        "status": g.status,
-        "last_error": g.last_error,
-        "created_at": g.created_at,
-        "updated_at": g.updated_at,
-    })
 }

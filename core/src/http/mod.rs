@@ -3,8 +3,24 @@
 
 mod error;
 mod handlers;
+mod views;
 
 pub use error::ApiError;
+pub use views::ErrorBody;
+
+/// The OpenAPI 3.1 description of the API, generated from the handlers and body types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Gift service", description = "Create gifts and send them asynchronously, idempotently."),
+    paths(handlers::create_gift, handlers::get_gift, handlers::send_gift, handlers::healthz, handlers::readyz),
+    tags((name = "gifts"), (name = "probes"))
+)]
+pub struct ApiDoc;
+
+/// The document served at `/openapi.json` and committed as `docs/openapi.json`.
+pub fn openapi_json() -> String {
+    <ApiDoc as utoipa::OpenApi>::openapi().to_pretty_json().expect("the OpenAPI document serialises")
+}
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +61,7 @@ pub fn router(deps: Deps, config: ApiConfig) -> Router {
         .route("/gifts/{gift_id}/send", post(handlers::send_gift))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
+        .route("/openapi.json", get(handlers::openapi))
         .fallback(handlers::route_not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
