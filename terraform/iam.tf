@@ -91,7 +91,6 @@ data "aws_iam_policy_document" "worker_task" {
       "sqs:ReceiveMessage",
       "sqs:DeleteMessage",
       "sqs:ChangeMessageVisibility",
-      "sqs:GetQueueAttributes",
       # The outbox relay runs inside the worker process and publishes.
       "sqs:SendMessage",
     ]

@@ -14,10 +14,12 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // PostgreSQL: 08 connection exception, 53 insufficient resources, 57P0x shutdown,
-            // 40001/40P01 serialization/deadlock, 57014 statement timeout.
+            // PostgreSQL: 08 connection exception, 28 authentication (a password being
+            // rotated), 53 insufficient resources, 57P0x shutdown, 40001/40P01
+            // serialization/deadlock, 57014 statement timeout.
             // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED.
             let transient = code.starts_with("08")
+                || code.starts_with("28")
                 || code.starts_with("53")
                 || code.starts_with("57P0")
                 || code == "57014"

@@ -257,6 +257,6 @@ async fn a_database_outage_is_503_with_retry_after_but_healthz_stays_ok() {
     let (status, value, _) = call(&router, "GET", "/readyz", None, "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(value["status"], "not_ready");
-    assert!(value["reason"].as_str().unwrap().starts_with("database"));
+    assert_eq!(value["reason"], "database unavailable", "the reason must not carry driver text");
     assert_eq!(call(&router, "GET", "/healthz", None, "").await.0, StatusCode::OK);
 }

@@ -167,3 +167,194 @@ impl Client {
 pub fn events_for(logs: &[Value], gift: &str, event: &str) -> usize {
     logs.iter().filter(|l| l["gift_id"] == gift && l["event"] == event).count()
 }
+
+// ---- Added for the fault suite (bins/tests/faults.rs) -------------------------------------
+
+impl Proc {
+    /// Like [`Proc::start`], but stderr is collected too, into the same `logs` (so a test can
+    /// search everything the process printed; `log_lines` still keeps only the JSON lines).
+    pub fn start_capturing_stderr(bin: &str, env: &[(&str, String)]) -> Self {
+        let mut cmd = Command::new(bin);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {bin}: {e}"));
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for stream in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
+            let sink = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { child, logs }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a `kill` name such as "TERM") without waiting for the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success(), "kill -{signal} {}", self.child.id());
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Every line the process printed so far, JSON or not.
+    pub fn raw_lines(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+/// One HTTP answer, with what the fault tests look at besides the body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    /// Every response header as `name: value`, for tests that search them.
+    pub headers: Vec<String>,
+    pub text: String,
+    pub body: Value,
+    pub elapsed: Duration,
+}
+
+impl Client {
+    /// Like [`Client::call`], but a transport failure (reset, refused, timeout) is returned
+    /// rather than a panic, and headers and latency are kept.
+    pub fn try_call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Result<Answer, String> {
+        let started = Instant::now();
+        let mut req =
+            self.agent.request(method, &format!("{}{path}", self.base)).set("content-type", "application/json");
+        if let Some(k) = key {
+            req = req.set("idempotency-key", k);
+        }
+        let res = match body {
+            Some(b) => req.send_string(b),
+            None => req.call(),
+        };
+        let res = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(format!("{method} {path}: {e}")),
+        };
+        let status = res.status();
+        let retry_after = res.header("retry-after").map(str::to_owned);
+        let headers =
+            res.headers_names().iter().map(|n| format!("{n}: {}", res.header(n).unwrap_or_default())).collect();
+        let text = res.into_string().map_err(|e| format!("{method} {path}: reading the body: {e}"))?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Answer { status, retry_after, headers, text, body, elapsed: started.elapsed() })
+    }
+}
+
+/// A TCP forwarder in front of a service (an SQS emulator, a database) that can be switched
+/// off — live connections are cut and new ones closed at once — and on again, so the
+/// dependency goes away for its clients without losing its state. It can also stall: hold
+/// everything it reads, forwarding nothing, until un-stalled (or cut, which discards it).
+pub struct Proxy {
+    pub port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
+    live: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    /// Forwards 127.0.0.1:`port` to `target` (`host:port`, or a URL `http://host:port`).
+    pub fn start(target: &str) -> Self {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        let target = target.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let stalled = Arc::new(AtomicBool::new(false));
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (flag, stall, conns) = (up.clone(), stalled.clone(), live.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !flag.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                {
+                    // Under the lock, so a switch-off either sees this pair or is seen by it.
+                    let mut conns = conns.lock().unwrap();
+                    if !flag.load(Ordering::SeqCst) {
+                        let _ = client.shutdown(Shutdown::Both);
+                        let _ = server.shutdown(Shutdown::Both);
+                        continue;
+                    }
+                    conns.push(client.try_clone().unwrap());
+                    conns.push(server.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    let (flag, stall) = (flag.clone(), stall.clone());
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    while stall.load(Ordering::SeqCst) && flag.load(Ordering::SeqCst) {
+                                        std::thread::sleep(Duration::from_millis(5));
+                                    }
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { port, up, stalled, live }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stalled: bytes are read but held, not forwarded, until un-stalled; cutting the
+    /// connections meanwhile ([`Proxy::set_up`]`(false)`) discards them.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Off: every live connection is cut and new ones are closed on arrival. On: forwards again.
+    pub fn set_up(&self, up: bool) {
+        let mut live = self.live.lock().unwrap();
+        if !up {
+            // Cut first, then lower the flag: a stalled forwarder wakes on the flag and must
+            // find its peer already gone, so what it held is discarded, not delivered.
+            for conn in live.drain(..) {
+                let _ = conn.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -117,17 +117,20 @@ pub(super) async fn healthz() -> Json<Health> {
     )
 )]
 pub(super) async fn readyz(State(state): Shared) -> Response {
-    let reason = if let Err(e) = state.deps.store.ping().await {
-        Some(format!("database: {e}"))
+    // The probe is reachable through the ALB: the answer names the failing dependency,
+    // the driver's text (hosts, user names) goes to the log only.
+    let failure = if let Err(e) = state.deps.store.ping().await {
+        Some(("database unavailable", e.to_string()))
     } else if let Err(e) = state.deps.queue.ping().await {
-        Some(format!("queue: {e}"))
+        Some(("queue unavailable", e.to_string()))
     } else {
         None
     };
-    match reason {
+    match failure {
         None => Json(Readiness { status: "ready", reason: None }).into_response(),
-        Some(reason) => {
-            tracing::warn!(event = "NOT_READY", error_message = %reason, "readiness check failed");
+        Some((reason, detail)) => {
+            tracing::warn!(event = "NOT_READY", error_code = reason, error_message = %detail, "readiness check failed");
+            let reason = reason.to_owned();
             (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { status: "not_ready", reason: Some(reason) }))
                 .into_response()
         }
