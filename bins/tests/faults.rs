@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
+use gift_runtime::conformance::sqs_emulator;
 use serde_json::Value;
 use sqlx::Connection;
 use support::{free_port, temp_dir, Answer, Client, Proc, Proxy};
@@ -53,17 +53,6 @@ fn services() -> Option<(String, String)> {
     let db = required("TEST_DATABASE_URL")?;
     let sqs = required("TEST_SQS_ENDPOINT")?;
     Some((db, sqs))
-}
-
-fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-            .build(),
-    )
 }
 
 fn with_database(url: &str, db: &str) -> String {
@@ -128,32 +117,8 @@ impl Fixture {
             let owner = owner.map(|o| format!(" OWNER {o}")).unwrap_or_default();
             sqlx::query(&format!("CREATE DATABASE {db_name}{owner}")).execute(&mut c).await.unwrap();
         });
-        let sqs = sqs_client(sqs_endpoint);
-        let (queue_url, dlq_url) = rt.block_on(async {
-            let dlq = sqs.create_queue().queue_name(format!("{db_name}-dlq")).send().await.unwrap().queue_url.unwrap();
-            let attrs = sqs
-                .get_queue_attributes()
-                .queue_url(&dlq)
-                .attribute_names(QueueAttributeName::QueueArn)
-                .send()
-                .await
-                .unwrap();
-            let arn = attrs.attributes.unwrap()[&QueueAttributeName::QueueArn].clone();
-            let main = sqs
-                .create_queue()
-                .queue_name(&db_name)
-                .attributes(QueueAttributeName::VisibilityTimeout, "5")
-                .attributes(
-                    QueueAttributeName::RedrivePolicy,
-                    format!("{{\"deadLetterTargetArn\":\"{arn}\",\"maxReceiveCount\":\"5\"}}"),
-                )
-                .send()
-                .await
-                .unwrap()
-                .queue_url
-                .unwrap();
-            (main, dlq)
-        });
+        let sqs = sqs_emulator::client(sqs_endpoint);
+        let (queue_url, dlq_url) = rt.block_on(sqs_emulator::queue_with_dlq(&sqs, &db_name, 5, 5));
         Self {
             case,
             database_url: with_database(admin_url, &db_name),

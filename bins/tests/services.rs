@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_sqs::types::QueueAttributeName;
+use gift_runtime::conformance::sqs_emulator;
 use serde_json::Value;
 use support::{events_for, free_port, Client, Proc};
 
@@ -41,17 +40,6 @@ struct Env {
     sqs: aws_sdk_sqs::Client,
 }
 
-fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-            .build(),
-    )
-}
-
 /// A fresh database and a fresh queue + DLQ (redrive after 5 receives).
 fn setup(tag: &str) -> Option<Env> {
     let admin = required("TEST_DATABASE_URL")?;
@@ -67,32 +55,8 @@ fn setup(tag: &str) -> Option<Env> {
         Some((base, _)) => format!("{base}/{db_name}"),
         None => panic!("TEST_DATABASE_URL must name a database"),
     };
-    let sqs = sqs_client(&sqs_endpoint);
-    let (queue_url, dlq_url) = rt.block_on(async {
-        let dlq = sqs.create_queue().queue_name(format!("{db_name}-dlq")).send().await.unwrap().queue_url.unwrap();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&dlq)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap();
-        let arn = arn.attributes.unwrap()[&QueueAttributeName::QueueArn].clone();
-        let q = sqs
-            .create_queue()
-            .queue_name(&db_name)
-            .attributes(QueueAttributeName::VisibilityTimeout, "5")
-            .attributes(
-                QueueAttributeName::RedrivePolicy,
-                format!("{{\"deadLetterTargetArn\":\"{arn}\",\"maxReceiveCount\":\"5\"}}"),
-            )
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        (q, dlq)
-    });
+    let sqs = sqs_emulator::client(&sqs_endpoint);
+    let (queue_url, dlq_url) = rt.block_on(sqs_emulator::queue_with_dlq(&sqs, &db_name, 5, 5));
     Some(Env { database_url, db_name, sqs_endpoint, queue_url, dlq_url, rt, sqs })
 }
 

@@ -4,51 +4,14 @@
 
 mod support;
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_sqs::types::QueueAttributeName;
-use aws_sdk_sqs::Client;
-use gift_runtime::conformance::queue;
+use gift_runtime::conformance::{queue, sqs_emulator};
 use gift_runtime::sqs::SqsQueue;
 use std::sync::Arc;
 
-fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "conformance"))
-        .build();
-    Client::from_conf(config)
-}
-
 async fn fresh_queue(endpoint: &str) -> queue::QueueUnderTest {
-    let client = client(endpoint);
+    let client = sqs_emulator::client(endpoint);
     let name = format!("gift-test-{:016x}", gift_runtime::rt::random_u64());
-    let dlq_url =
-        client.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("create DLQ").queue_url.unwrap();
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let url = client
-        .create_queue()
-        .queue_name(&name)
-        .attributes(QueueAttributeName::VisibilityTimeout, "1")
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            format!("{{\"deadLetterTargetArn\":\"{dlq_arn}\",\"maxReceiveCount\":\"5\"}}"),
-        )
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .unwrap();
+    let (url, dlq_url) = sqs_emulator::queue_with_dlq(&client, &name, 1, 5).await;
     let peek = client.clone();
     queue::QueueUnderTest {
         queue: Arc::new(SqsQueue::new(client, url)),
@@ -79,7 +42,7 @@ async fn sqs_queue_conforms() {
 #[tokio::test]
 async fn an_unreachable_endpoint_is_unavailable() {
     use gift_core::ports::Queue;
-    let q = SqsQueue::new(client("http://127.0.0.1:1"), "http://127.0.0.1:1/000000000000/none");
+    let q = SqsQueue::new(sqs_emulator::client("http://127.0.0.1:1"), "http://127.0.0.1:1/000000000000/none");
     let err = q.publish("{}").await.unwrap_err();
     assert!(matches!(err, gift_core::QueueError::Unavailable(_)), "{err:?}");
 }

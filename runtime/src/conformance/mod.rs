@@ -7,3 +7,6 @@
 
 pub mod queue;
 pub mod store;
+
+#[cfg(feature = "sqs")]
+pub mod sqs_emulator;
