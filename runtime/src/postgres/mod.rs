@@ -109,26 +109,29 @@ impl Store for PgStore {
 
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // Lock the gift row and learn, in the same round trip, whether this key was seen.
-        let row = sqlx::query(
-            "SELECT g.status, EXISTS (SELECT 1 FROM send_requests s WHERE s.gift_id = g.id AND s.request_id = $2) AS seen \
-             FROM gifts g WHERE g.id = $1 FOR UPDATE OF g",
-        )
-        .bind(cmd.gift_id.as_uuid())
-        .bind(cmd.key.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
+        let row = sqlx::query("SELECT status FROM gifts WHERE id = $1 FOR UPDATE")
+            .bind(cmd.gift_id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
         let Some(row) = row else { return Ok(SendDecision::NotFound) };
         let status = Status::parse(row.try_get("status").map_err(store_error)?).map_err(|e| StoreError::Other(e.0))?;
-        let seen: bool = row.try_get("seen").map_err(store_error)?;
         let accepted = SendAccepted { gift_id: cmd.gift_id, status: Status::Queued, request_id: cmd.key.clone() };
-        if seen {
-            return Ok(SendDecision::Replay(accepted));
-        }
         if status != Status::Created {
-            return Ok(SendDecision::Conflict(status));
+            // Replay or conflict. This must be its own statement: a statement that waited for
+            // the row lock re-reads only the locked row, so a subquery in it would still miss
+            // the send request that the transaction it waited for just committed.
+            let seen: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM send_requests WHERE gift_id = $1 AND request_id = $2)",
+            )
+            .bind(cmd.gift_id.as_uuid())
+            .bind(cmd.key.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            return Ok(if seen { SendDecision::Replay(accepted) } else { SendDecision::Conflict(status) });
         }
+        // A CREATED gift has no send request yet: insert, queue and arm the outbox at once.
         sqlx::query(
             "WITH request AS (INSERT INTO send_requests (gift_id, request_id, created_at) VALUES ($1, $2, $3)), \
                   outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at) VALUES ($1, $2, $4)) \
