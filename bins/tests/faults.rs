@@ -28,25 +28,10 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use gift_runtime::conformance::sqs_emulator;
 use serde_json::Value;
 use sqlx::Connection;
-use support::{free_port, temp_dir, Answer, Client, Proc, Proxy};
+use support::{free_port, required, temp_dir, Answer, Client, Proc, Proxy};
 
 const API: &str = env!("CARGO_BIN_EXE_gift-api");
 const WORKER: &str = env!("CARGO_BIN_EXE_gift-worker");
-
-/// The variable's value; without it, a panic under `GIFT_TEST_SERVICES=required` and a
-/// skip otherwise (the convention of services.rs).
-fn required(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("GIFT_TEST_SERVICES").as_deref() == Ok("required") => {
-            panic!("{var} is required (scripts/test)")
-        }
-        _ => {
-            eprintln!("SKIPPED: needs {var} (scripts/test provisions it)");
-            None
-        }
-    }
-}
 
 /// `(TEST_DATABASE_URL, TEST_SQS_ENDPOINT)`, or `None` when the case is skipped.
 fn services() -> Option<(String, String)> {

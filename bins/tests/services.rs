@@ -12,23 +12,10 @@ use std::time::Duration;
 
 use gift_runtime::conformance::sqs_emulator;
 use serde_json::Value;
-use support::{events_for, free_port, Client, Proc};
+use support::{events_for, free_port, required, Client, Proc};
 
 const API: &str = env!("CARGO_BIN_EXE_gift-api");
 const WORKER: &str = env!("CARGO_BIN_EXE_gift-worker");
-
-fn required(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("GIFT_TEST_SERVICES").as_deref() == Ok("required") => {
-            panic!("{var} is required (scripts/test)")
-        }
-        _ => {
-            eprintln!("SKIPPED: needs {var} (scripts/test provisions it)");
-            None
-        }
-    }
-}
 
 struct Env {
     database_url: String,

@@ -10,6 +10,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The variable's value; without it, a panic under `GIFT_TEST_SERVICES=required` (how
+/// scripts/test and CI run) and a printed skip otherwise.
+pub fn required(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("GIFT_TEST_SERVICES").as_deref() == Ok("required") => {
+            panic!("{var} is required (scripts/test)")
+        }
+        _ => {
+            eprintln!("SKIPPED: needs {var} (scripts/test provisions it)");
+            None
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -27,24 +42,34 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts `bin` with only `env` (and PATH); stdout lines are collected, stderr passes through.
     pub fn start(bin: &str, env: &[(&str, String)]) -> Self {
+        Self::spawn(bin, env, false)
+    }
+
+    fn spawn(bin: &str, env: &[(&str, String)], capture_stderr: bool) -> Self {
         let mut cmd = Command::new(bin);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(if capture_stderr { Stdio::piped() } else { Stdio::inherit() });
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {bin}: {e}"));
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let mut streams: Vec<Box<dyn std::io::Read + Send>> = vec![Box::new(child.stdout.take().unwrap())];
+        if let Some(err) = child.stderr.take() {
+            streams.push(Box::new(err));
+        }
+        for stream in streams {
+            let sink = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
         Self { child, logs }
     }
 
@@ -174,27 +199,7 @@ impl Proc {
     /// Like [`Proc::start`], but stderr is collected too, into the same `logs` (so a test can
     /// search everything the process printed; `log_lines` still keeps only the JSON lines).
     pub fn start_capturing_stderr(bin: &str, env: &[(&str, String)]) -> Self {
-        let mut cmd = Command::new(bin);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {bin}: {e}"));
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        for stream in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
-            let sink = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-        }
-        Self { child, logs }
+        Self::spawn(bin, env, true)
     }
 
     pub fn pid(&self) -> u32 {
