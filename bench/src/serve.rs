@@ -33,7 +33,7 @@ pub fn main(args: Args) -> Result<(), String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    telemetry::init("api", &args.log.log_level)?;
+    let _log = telemetry::init("api", &args.log.log_level)?;
     let store = wiring::postgres_store(&args.db).await?;
     let queue = Arc::new(MemoryQueue::new(QueueSettings::default()));
     let deps = wiring::deps(store, queue, 0.0);

@@ -53,7 +53,7 @@ pub fn main(args: Args) -> Result<(), String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    telemetry::init("worker", &args.log.log_level)?;
+    let _log = telemetry::init("worker", &args.log.log_level)?;
     let store = wiring::postgres_store(&args.db).await?;
     let queue = Arc::new(MemoryQueue::new(QueueSettings::default()));
     let key = IdempotencyKey::parse("bench-key").map_err(|e| e.0)?;

@@ -5,51 +5,77 @@
 //! come from the events that have them.
 
 use std::fmt;
+use std::io::BufWriter;
 
-use serde_json::{Map, Value};
+use serde::ser::{SerializeMap, Serializer as _};
+use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
+/// Flushes the log lines still buffered when dropped; keep it alive until the process ends.
+#[must_use = "log lines written after the guard is dropped are lost"]
+pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+
 /// Installs the global subscriber. `level` is a level name or an `EnvFilter` directive string.
-pub fn init(service: &'static str, level: &str) -> Result<(), String> {
+///
+/// Lines are formatted on the calling thread and written by a dedicated one, which writes
+/// everything queued since its last write with one `write()`: a request does not wait for
+/// stdout, and a busy process makes a few large writes instead of one per line. The queue
+/// is bounded and blocks when full rather than dropping lines.
+pub fn init(service: &'static str, level: &str) -> Result<LogGuard, String> {
     let filter = EnvFilter::try_new(level).map_err(|e| format!("LOG_LEVEL: {level:?} is not a valid filter: {e}"))?;
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .event_format(JsonLine { service })
-        .with_writer(std::io::stdout)
+        .with_writer(writer)
         .try_init()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(LogGuard(guard))
 }
 
 struct JsonLine {
     service: &'static str,
 }
 
+/// Keys the line sets itself; an event field of the same name is dropped.
+const RESERVED: [&str; 4] = ["timestamp", "status", "service", "target"];
+
 #[derive(Default)]
-struct Fields(Map<String, Value>);
+struct Fields(Vec<(&'static str, Value)>);
+
+impl Fields {
+    fn push(&mut self, field: &Field, value: Value) {
+        self.0.push((field.name(), value));
+    }
+}
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.push(field, Value::from(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.push(field, Value::from(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.push(field, Value::from(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.push(field, Value::from(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.push(field, Value::from(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+        self.push(field, Value::from(format!("{value:?}")));
     }
 }
 
@@ -61,19 +87,28 @@ where
     fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let mut line = Map::new();
         // Logging is outside the deciding code, so the real clock is the right one here.
-        line.insert(
-            "timestamp".into(),
-            Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-        );
-        line.insert("status".into(), Value::from(event.metadata().level().as_str().to_ascii_lowercase()));
-        line.insert("service".into(), Value::from(self.service));
-        line.insert("target".into(), Value::from(event.metadata().target()));
-        for (k, v) in fields.0 {
-            line.entry(k).or_insert(v);
-        }
-        let text = serde_json::to_string(&Value::Object(line)).map_err(|_| fmt::Error)?;
+        let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        let mut line = Vec::with_capacity(256);
+        let mut json = serde_json::Serializer::new(&mut line);
+        let write = |json: &mut serde_json::Serializer<&mut Vec<u8>>| -> Result<(), serde_json::Error> {
+            let mut map = json.serialize_map(None)?;
+            map.serialize_entry("timestamp", &timestamp)?;
+            map.serialize_entry("status", &level)?;
+            map.serialize_entry("service", self.service)?;
+            map.serialize_entry("target", event.metadata().target())?;
+            let mut seen: Vec<&str> = Vec::with_capacity(fields.0.len());
+            for (key, value) in &fields.0 {
+                if !RESERVED.contains(key) && !seen.contains(key) {
+                    seen.push(key);
+                    map.serialize_entry(key, value)?;
+                }
+            }
+            map.end()
+        };
+        write(&mut json).map_err(|_| fmt::Error)?;
+        let text = std::str::from_utf8(&line).map_err(|_| fmt::Error)?;
         writeln!(writer, "{text}")
     }
 }

@@ -100,7 +100,10 @@ impl Fixture {
         rt.block_on(async {
             let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
             let owner = owner.map(|o| format!(" OWNER {o}")).unwrap_or_default();
-            sqlx::query(&format!("CREATE DATABASE {db_name}{owner}")).execute(&mut c).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}{owner}")))
+                .execute(&mut c)
+                .await
+                .unwrap();
         });
         let sqs = sqs_emulator::client(sqs_endpoint);
         let (queue_url, dlq_url) = rt.block_on(sqs_emulator::queue_with_dlq(&sqs, &db_name, 5, 5));
@@ -172,7 +175,7 @@ impl Fixture {
         self.rt.block_on(sqlx::PgConnection::connect(&self.database_url)).unwrap()
     }
 
-    fn count(&self, sql: &str) -> i64 {
+    fn count(&self, sql: &'static str) -> i64 {
         self.rt.block_on(async {
             let mut c = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
             sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap()
@@ -238,7 +241,7 @@ impl Fixture {
         let mut c = self.connect();
         self.rt.block_on(async {
             sqlx::query("BEGIN").execute(&mut c).await.unwrap();
-            sqlx::query(&format!("LOCK TABLE gifts IN {mode} MODE")).execute(&mut c).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("LOCK TABLE gifts IN {mode} MODE"))).execute(&mut c).await.unwrap();
         });
         c
     }
@@ -341,7 +344,9 @@ impl Drop for Fixture {
         let (admin, name) = (self.admin_url.clone(), self.db_name.clone());
         let _ = self.rt.block_on(async move {
             let mut c = sqlx::PgConnection::connect(&admin).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut c)
+                .await
         });
     }
 }
@@ -971,7 +976,7 @@ fn secrets_never_appear_in_logs_or_responses() {
             format!("CREATE ROLE gift_app LOGIN PASSWORD '{secret}'"),
             "CREATE ROLE gift_other LOGIN PASSWORD 'something-else'".to_owned(),
         ] {
-            sqlx::query(&sql).execute(&mut c).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
         }
     });
     let fx = Fixture::new("secrets", &admin, &sqs, Some("gift_app"));
@@ -1078,14 +1083,14 @@ fn secrets_never_appear_in_logs_or_responses() {
 
     // Credentials rotated under the running API: its pooled sessions are ended and new ones
     // are refused with the secret it still has.
-    let sql = |s: &str| {
+    let sql = |s: String| {
         rt.block_on(async {
             let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(s).execute(&mut c).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(s)).execute(&mut c).await.unwrap();
         })
     };
-    sql("ALTER ROLE gift_app PASSWORD 'rotated-elsewhere'");
-    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'gift_app'");
+    sql("ALTER ROLE gift_app PASSWORD 'rotated-elsewhere'".to_owned());
+    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'gift_app'".to_owned());
     let mut during_rotation = Vec::new();
     for _ in 0..3 {
         let a = keep(api.try_call("POST", "/gifts", None, Some(r#"{"amount": 5}"#)), &mut outputs);
@@ -1094,7 +1099,7 @@ fn secrets_never_appear_in_logs_or_responses() {
         during_rotation.push(r.status);
     }
     assert!(during_rotation.iter().all(|s| *s >= 500), "requests fail with the old password: {during_rotation:?}");
-    sql(&format!("ALTER ROLE gift_app PASSWORD '{secret}'"));
+    sql(format!("ALTER ROLE gift_app PASSWORD '{secret}'"));
 
     // The database stopped: failed connections and failed requests of every kind.
     pg.stop();

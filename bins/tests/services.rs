@@ -36,7 +36,7 @@ fn setup(tag: &str) -> Option<Env> {
     rt.block_on(async {
         use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut c).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&mut c).await.unwrap();
     });
     let database_url = match admin.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{db_name}"),

@@ -1,11 +1,15 @@
-//! The worker loop: receive a batch, handle its deliveries concurrently, repeat until told
-//! to stop. All decisions live in [`crate::service::handle_delivery`]; this only schedules.
+//! The worker loop: keep up to two batches of deliveries in hand, receive again as soon as a
+//! batch's worth of room is free, repeat until told to stop. All decisions live in
+//! [`crate::service::handle_delivery`]; this only schedules.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures::future::{join_all, select, Either};
+use futures::stream::{FuturesUnordered, StreamExt};
 
+use crate::error::QueueError;
 use crate::ports::Delivery;
 use crate::service::{handle_delivery, DeliveryOutcome, Deps, RetryPolicy};
 
@@ -20,7 +24,7 @@ pub enum WorkerEvent<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerConfig {
-    /// Messages per receive (SQS allows 1–10); handled concurrently.
+    /// Messages per receive (SQS allows 1–10). Up to twice this many are handled at once.
     pub batch_size: u32,
     /// Long-poll wait per receive.
     pub wait: Duration,
@@ -40,11 +44,24 @@ impl Default for WorkerConfig {
     }
 }
 
+type Receiving<'a> = Pin<Box<dyn Future<Output = Result<Vec<Delivery>, QueueError>> + Send + 'a>>;
+
+/// What woke the loop.
+enum Wake {
+    Stop,
+    Received(Result<Vec<Delivery>, QueueError>),
+    Handled(Delivery, DeliveryOutcome),
+}
+
 /// Runs until `shutdown` resolves. A receive in progress is abandoned at shutdown (its
-/// messages, if any, reappear after their visibility timeout); a batch in progress is
+/// messages, if any, reappear after their visibility timeout); deliveries in hand are
 /// finished, so no message is left half-handled by a clean stop.
 ///
-/// `observe` hears of every loop turn (a health check's heartbeat) and every handled
+/// Deliveries are handled concurrently, and the next receive starts as soon as a batch's
+/// worth of them is done, so one slow delivery does not hold up the nine beside it. At
+/// most two batches are in hand: the store's pool, not this loop, bounds the database work.
+///
+/// `observe` hears of every receive (a health check's heartbeat) and every handled
 /// delivery (the simulation's history).
 pub async fn run_worker(
     deps: Deps,
@@ -53,31 +70,61 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let mut shutdown = Box::pin(shutdown);
+    let batch = config.batch_size.max(1) as usize;
+    let handle = |delivery: Delivery| {
+        let deps = &deps;
+        async move {
+            let outcome =
+                handle_delivery(&*deps.store, &*deps.queue, &*deps.env, &*deps.dispatcher, config.retry, &delivery)
+                    .await;
+            (delivery, outcome)
+        }
+    };
+    let mut in_hand = FuturesUnordered::new();
+    let mut receiving: Option<Receiving<'_>> = None;
+    let mut stopping = false;
     tracing::info!(event = "STARTED", batch_size = config.batch_size, "worker started");
     loop {
-        observe(WorkerEvent::Turn);
-        let receive = deps.queue.receive(config.batch_size, config.wait);
-        let deliveries = match select(Box::pin(receive), shutdown.as_mut()).await {
-            Either::Right(((), _)) => break,
-            Either::Left((Ok(batch), _)) => batch,
-            Either::Left((Err(e), _)) => {
-                tracing::error!(error_code = "RECEIVE_FAILED", error_message = %e, "receive failed");
-                deps.env.sleep(config.error_pause).await;
-                continue;
+        if !stopping && receiving.is_none() && in_hand.len() <= batch {
+            observe(WorkerEvent::Turn);
+            receiving = Some(Box::pin(deps.queue.receive(config.batch_size, config.wait)));
+        }
+        if stopping && in_hand.is_empty() {
+            break;
+        }
+        let wake = poll_fn(|cx| {
+            if !stopping && shutdown.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Stop);
             }
-        };
-        let outcomes = run_batch(&deps, config.retry, &deliveries).await;
-        for (delivery, outcome) in deliveries.iter().zip(&outcomes) {
-            observe(WorkerEvent::Handled(delivery, outcome));
+            if let Some(Poll::Ready(result)) = receiving.as_mut().map(|r| r.as_mut().poll(cx)) {
+                return Poll::Ready(Wake::Received(result));
+            }
+            match in_hand.poll_next_unpin(cx) {
+                Poll::Ready(Some((delivery, outcome))) => Poll::Ready(Wake::Handled(delivery, outcome)),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
+        match wake {
+            Wake::Stop => {
+                stopping = true;
+                receiving = None;
+            }
+            Wake::Received(Ok(deliveries)) => {
+                receiving = None;
+                in_hand.extend(deliveries.into_iter().map(handle));
+            }
+            Wake::Received(Err(e)) => {
+                tracing::error!(error_code = "RECEIVE_FAILED", error_message = %e, "receive failed");
+                // The pause takes the receive's place, so deliveries in hand still finish meanwhile.
+                let env = &deps.env;
+                receiving = Some(Box::pin(async move {
+                    env.sleep(config.error_pause).await;
+                    Ok(Vec::new())
+                }));
+            }
+            Wake::Handled(delivery, outcome) => observe(WorkerEvent::Handled(&delivery, &outcome)),
         }
     }
     tracing::info!(event = "STOPPED", "worker stopped");
-}
-
-/// Handles one received batch concurrently and returns each outcome in order.
-pub async fn run_batch(deps: &Deps, retry: RetryPolicy, deliveries: &[Delivery]) -> Vec<DeliveryOutcome> {
-    join_all(
-        deliveries.iter().map(|d| handle_delivery(&*deps.store, &*deps.queue, &*deps.env, &*deps.dispatcher, retry, d)),
-    )
-    .await
 }

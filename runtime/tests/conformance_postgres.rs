@@ -10,15 +10,34 @@ use gift_runtime::postgres::{PgStore, PoolSettings};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-async fn fresh_store(url: &str) -> Arc<PgStore> {
+/// A new, migrated database; its connection options.
+async fn fresh_database(url: &str) -> PgConnectOptions {
     let admin: PgConnectOptions = url.parse().expect("TEST_DATABASE_URL is a PostgreSQL URL");
     let name = format!("gift_test_{:016x}", gift_runtime::rt::random_u64());
     let mut conn = admin.connect().await.expect("connect to TEST_DATABASE_URL");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("CREATE DATABASE");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("CREATE DATABASE");
     conn.close().await.ok();
-    let store = PgStore::new(admin.database(&name), PoolSettings::default());
-    store.migrate().await.expect("migrations apply");
-    Arc::new(store)
+    let options = admin.database(&name);
+    PgStore::new(options.clone(), PoolSettings::default()).migrate().await.expect("migrations apply");
+    options
+}
+
+async fn fresh_store(url: &str) -> Arc<PgStore> {
+    Arc::new(PgStore::new(fresh_database(url).await, PoolSettings::default()))
+}
+
+/// One connection, so the call after a dropped one gets the same connection; the observer
+/// reads through another.
+#[tokio::test(flavor = "multi_thread")]
+async fn dropped_sends_leave_no_connection_inside_a_transaction() {
+    let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };
+    let options = fresh_database(&url).await;
+    let store = Arc::new(PgStore::new(options.clone(), PoolSettings { max_connections: 1, ..PoolSettings::default() }));
+    let observer = Arc::new(PgStore::new(options, PoolSettings::default()));
+    store::dropped_sends_are_all_or_nothing(store, observer).await;
 }
 
 #[tokio::test]

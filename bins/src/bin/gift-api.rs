@@ -10,10 +10,13 @@ use gift_bins::{serve, shutdown_signal, telemetry, wiring};
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = ApiServiceConfig::parse();
-    if let Err(e) = telemetry::init("api", &config.log.log_level) {
-        eprintln!("gift-api: {e}");
-        return ExitCode::FAILURE;
-    }
+    let _log = match telemetry::init("api", &config.log.log_level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("gift-api: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

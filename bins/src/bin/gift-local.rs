@@ -14,10 +14,13 @@ use tokio::sync::watch;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = LocalConfig::parse();
-    if let Err(e) = telemetry::init("local", &config.log.log_level) {
-        eprintln!("gift-local: {e}");
-        return ExitCode::FAILURE;
-    }
+    let _log = match telemetry::init("local", &config.log.log_level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("gift-local: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -16,10 +16,13 @@ async fn main() -> ExitCode {
         let fresh = wiring::heartbeat_is_fresh(&config.heartbeat_file, Duration::from_secs(max_age_seconds));
         return if fresh { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
-    if let Err(e) = telemetry::init("worker", &config.log.log_level) {
-        eprintln!("gift-worker: {e}");
-        return ExitCode::FAILURE;
-    }
+    let _log = match telemetry::init("worker", &config.log.log_level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("gift-worker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -206,6 +206,39 @@ pub async fn rearm_finds_only_stale_queued(store: &dyn Store) {
     assert_eq!(store.rearm_stale(stale_before, now, 100).await.unwrap(), 0, "re-armed twice");
 }
 
+/// A send dropped part-way — a client that hung up, a request timeout — is all or nothing,
+/// and the store goes on working: a gift created right after it is at once visible to
+/// `observer` (the same store, or one reading through other connections to the same data).
+pub async fn dropped_sends_are_all_or_nothing(store: Arc<dyn Store>, observer: Arc<dyn Store>) {
+    let now = rt::now_utc();
+    for polls in 0..24u32 {
+        let gift = created(&*store, now).await;
+        let command = cmd(&gift, "dropped", now);
+        let mut send = store.request_send(&command);
+        for _ in 0..polls {
+            if futures::poll!(&mut send).is_ready() {
+                break;
+            }
+            // Long enough for the database to answer whatever the last poll sent.
+            rt::sleep(std::time::Duration::from_micros(150)).await;
+        }
+        drop(send);
+
+        let next = created(&*store, now).await;
+        assert!(
+            observer.get_gift(next.id).await.unwrap().is_some(),
+            "a gift created after a send dropped after {polls} polls is not visible to others"
+        );
+        // Whether or not the dropped send happened, the same request now answers 202, and
+        // the gift is QUEUED with exactly one outbox row.
+        let again = store.request_send(&cmd(&gift, "dropped", now)).await.unwrap();
+        assert!(matches!(again, SendDecision::Queued(_) | SendDecision::Replay(_)), "after {polls} polls: {again:?}");
+        assert_eq!(status_of(&*observer, &gift).await, Status::Queued);
+        let due_at = now + chrono::Duration::seconds(3600);
+        assert_eq!(due_for(&*observer, &gift, due_at).await.len(), 1, "after {polls} polls");
+    }
+}
+
 pub async fn ping_answers(store: &dyn Store) {
     store.ping().await.unwrap();
 }
@@ -224,5 +257,7 @@ where
     concurrent_sends_queue_once(fresh().await).await;
     outbox_follows_the_send(&*fresh().await).await;
     rearm_finds_only_stale_queued(&*fresh().await).await;
+    let store = fresh().await;
+    dropped_sends_are_all_or_nothing(store.clone(), store).await;
     ping_answers(&*fresh().await).await;
 }

@@ -1,5 +1,8 @@
-//! The production store on PostgreSQL (sqlx). The send transaction locks the gift row with
-//! `SELECT … FOR UPDATE`; the worker's updates are conditional on `status = 'QUEUED'`.
+//! The production store on PostgreSQL (sqlx over a deadpool pool, see [`pool`]). A send is
+//! one statement that locks the gift row (`SELECT … FOR UPDATE` in a CTE) and queues it;
+//! the worker's updates are conditional on `status = 'QUEUED'`.
+
+mod pool;
 
 use std::time::Duration;
 
@@ -7,11 +10,12 @@ use async_trait::async_trait;
 use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, SendAccepted, Status, Timestamp};
 use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
 use gift_core::StoreError;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::Row;
 use uuid::Uuid;
 
 use crate::sql::{is_code_violation, store_error};
+use pool::Pool;
 
 /// Pool sizing and waiting; a full pool answers 503 after `acquire_timeout` instead of queueing forever.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +33,7 @@ impl Default for PoolSettings {
 }
 
 pub struct PgStore {
-    pool: PgPool,
+    pool: Pool,
 }
 
 impl PgStore {
@@ -37,27 +41,49 @@ impl PgStore {
     /// `/readyz` reports it.
     pub fn new(options: PgConnectOptions, settings: PoolSettings) -> Self {
         let options = options.options([("statement_timeout", format!("{}", settings.statement_timeout.as_millis()))]);
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .connect_lazy_with(options);
-        Self { pool }
+        Self { pool: Pool::new(options, settings.max_connections as usize, settings.acquire_timeout) }
     }
 
     /// Applies the embedded migrations (sqlx holds an advisory lock, so concurrent starts are safe).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+        let failed = |e: String| StoreError::Unavailable(format!("migration failed: {e}"));
+        let mut conn = self.pool.connection().await.map_err(|e| failed(e.to_string()))?;
+        sqlx::migrate!("./migrations/postgres").run(&mut *conn).await.map_err(|e| failed(e.to_string()))
     }
 }
 
-const GIFT_COLUMNS: &str = "id, code, amount, message, status, last_error, created_at, updated_at";
+impl PgStore {
+    /// QUEUED → `status`, conditionally: false when the gift was no longer QUEUED.
+    async fn finish(
+        &self,
+        id: GiftId,
+        status: Status,
+        error: Option<String>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.pool
+            .run(move |c| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE gifts SET status = $2, last_error = COALESCE($3, last_error), updated_at = $4 \
+                         WHERE id = $1 AND status = 'QUEUED'",
+                    )
+                    .bind(id.as_uuid())
+                    .bind(status.as_str())
+                    .bind(error)
+                    .bind(now)
+                    .execute(c)
+                    .await
+                })
+            })
+            .await
+            .map(|done| done.rows_affected() == 1)
+            .map_err(store_error)
+    }
+}
+
+const GIFT_BY_ID: &str =
+    "SELECT id, code, amount, message, status, last_error, created_at, updated_at FROM gifts WHERE id = $1";
 
 fn gift_from_row(row: &PgRow) -> Result<Gift, StoreError> {
     let bad = |e: gift_core::domain::ParseError| StoreError::Other(format!("bad row: {e}"));
@@ -82,112 +108,133 @@ fn gift_from_row(row: &PgRow) -> Result<Gift, StoreError> {
 #[async_trait]
 impl Store for PgStore {
     async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO gifts (id, code, amount, message, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(gift.id.as_uuid())
-        .bind(gift.code.as_str())
-        .bind(gift.amount.get())
-        .bind(gift.message.as_ref().map(|m| m.as_str()))
-        .bind(gift.status.as_str())
-        .bind(gift.created_at)
-        .bind(gift.updated_at)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(|e| if is_code_violation(&e) { StoreError::CodeTaken } else { store_error(e) })
+        let gift = gift.clone();
+        self.pool
+            .run(move |c| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO gifts (id, code, amount, message, status, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(gift.id.as_uuid())
+                    .bind(gift.code.as_str())
+                    .bind(gift.amount.get())
+                    .bind(gift.message.as_ref().map(|m| m.as_str()))
+                    .bind(gift.status.as_str())
+                    .bind(gift.created_at)
+                    .bind(gift.updated_at)
+                    .execute(c)
+                    .await
+                })
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| if is_code_violation(&e) { StoreError::CodeTaken } else { store_error(e) })
     }
 
     async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {GIFT_COLUMNS} FROM gifts WHERE id = $1"))
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
+        let row = self
+            .pool
+            .run(move |c| Box::pin(async move { sqlx::query(GIFT_BY_ID).bind(id.as_uuid()).fetch_optional(c).await }))
             .await
             .map_err(store_error)?;
         row.as_ref().map(gift_from_row).transpose()
     }
 
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let row = sqlx::query("SELECT status FROM gifts WHERE id = $1 FOR UPDATE")
-            .bind(cmd.gift_id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        let Some(row) = row else { return Ok(SendDecision::NotFound) };
-        let status = Status::parse(row.try_get("status").map_err(store_error)?).map_err(|e| StoreError::Other(e.0))?;
+        let cmd = cmd.clone();
         let accepted = SendAccepted { gift_id: cmd.gift_id, status: Status::Queued, request_id: cmd.key.clone() };
-        if status != Status::Created {
-            // Replay or conflict. This must be its own statement: a statement that waited for
-            // the row lock re-reads only the locked row, so a subquery in it would still miss
-            // the send request that the transaction it waited for just committed.
-            let seen: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM send_requests WHERE gift_id = $1 AND request_id = $2)",
-            )
-            .bind(cmd.gift_id.as_uuid())
-            .bind(cmd.key.as_str())
-            .fetch_one(&mut *tx)
+        let (status, seen) = self
+            .pool
+            .run(move |c| {
+                Box::pin(async move {
+                    // One statement, so one round trip and one implicit transaction. A racing
+                    // send waits on the row lock and then sees the row as the winner left it
+                    // (QUEUED), so only one of them inserts.
+                    let status: Option<String> = sqlx::query_scalar(
+                        "WITH target AS (SELECT id, status FROM gifts WHERE id = $1 FOR UPDATE), \
+                              request AS (INSERT INTO send_requests (gift_id, request_id, created_at) \
+                                          SELECT id, $2, $3 FROM target WHERE status = 'CREATED'), \
+                              outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at) \
+                                          SELECT id, $2, $4 FROM target WHERE status = 'CREATED'), \
+                              queued AS (UPDATE gifts g SET status = 'QUEUED', updated_at = $3 FROM target t \
+                                         WHERE g.id = t.id AND t.status = 'CREATED') \
+                         SELECT status FROM target",
+                    )
+                    .bind(cmd.gift_id.as_uuid())
+                    .bind(cmd.key.as_str())
+                    .bind(cmd.now)
+                    .bind(cmd.outbox_available_at)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    let Some(status) = status else { return Ok((None, false)) };
+                    if status == Status::Created.as_str() {
+                        return Ok((Some(status), false));
+                    }
+                    // Replay or conflict. This must be a statement of its own: the one above
+                    // reads send_requests in the snapshot it took before it waited for the
+                    // lock, so it would miss the request of the send it waited for.
+                    let seen: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM send_requests WHERE gift_id = $1 AND request_id = $2)",
+                    )
+                    .bind(cmd.gift_id.as_uuid())
+                    .bind(cmd.key.as_str())
+                    .fetch_one(c)
+                    .await?;
+                    Ok((Some(status), seen))
+                })
+            })
             .await
             .map_err(store_error)?;
-            return Ok(if seen { SendDecision::Replay(accepted) } else { SendDecision::Conflict(status) });
-        }
-        // A CREATED gift has no send request yet: insert, queue and arm the outbox at once.
-        sqlx::query(
-            "WITH request AS (INSERT INTO send_requests (gift_id, request_id, created_at) VALUES ($1, $2, $3)), \
-                  outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at) VALUES ($1, $2, $4)) \
-             UPDATE gifts SET status = 'QUEUED', updated_at = $3 WHERE id = $1",
-        )
-        .bind(cmd.gift_id.as_uuid())
-        .bind(cmd.key.as_str())
-        .bind(cmd.now)
-        .bind(cmd.outbox_available_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(SendDecision::Queued(accepted))
+        let Some(status) = status else { return Ok(SendDecision::NotFound) };
+        let status = Status::parse(&status).map_err(|e| StoreError::Other(e.0))?;
+        Ok(match status {
+            Status::Created => SendDecision::Queued(accepted),
+            _ if seen => SendDecision::Replay(accepted),
+            other => SendDecision::Conflict(other),
+        })
     }
 
     async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE gifts SET status = 'SENT', updated_at = $2 WHERE id = $1 AND status = 'QUEUED'")
-            .bind(id.as_uuid())
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(done.rows_affected() == 1)
+        self.finish(id, Status::Sent, None, now).await
     }
 
     async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE gifts SET status = 'FAILED', last_error = $2, updated_at = $3 WHERE id = $1 AND status = 'QUEUED'",
-        )
-        .bind(id.as_uuid())
-        .bind(error)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(done.rows_affected() == 1)
+        self.finish(id, Status::Failed, Some(error.to_owned()), now).await
     }
 
     async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT gift_id, request_id FROM outbox WHERE available_at <= $1 ORDER BY available_at, gift_id, request_id LIMIT $2",
-        )
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
+        let rows = self
+            .pool
+            .run(move |c| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "SELECT gift_id, request_id FROM outbox WHERE available_at <= $1 \
+                         ORDER BY available_at, gift_id, request_id LIMIT $2",
+                    )
+                    .bind(now)
+                    .bind(i64::from(limit))
+                    .fetch_all(c)
+                    .await
+                })
+            })
+            .await
+            .map_err(store_error)?;
         rows.iter().map(outbox_from_row).collect()
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE gift_id = $1 AND request_id = $2")
-            .bind(entry.gift_id.as_uuid())
-            .bind(entry.request_id.as_str())
-            .execute(&self.pool)
+        let entry = entry.clone();
+        self.pool
+            .run(move |c| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM outbox WHERE gift_id = $1 AND request_id = $2")
+                        .bind(entry.gift_id.as_uuid())
+                        .bind(entry.request_id.as_str())
+                        .execute(c)
+                        .await
+                })
+            })
             .await
             .map(|_| ())
             .map_err(store_error)
@@ -195,29 +242,39 @@ impl Store for PgStore {
 
     async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
         // SKIP LOCKED: several relays may sweep at once without waiting on each other or
-        // on a send transaction that holds a row.
-        let done = sqlx::query(
-            "WITH stale AS ( \
-                 SELECT g.id FROM gifts g \
-                 WHERE g.status = 'QUEUED' AND g.updated_at < $1 \
-                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.gift_id = g.id) \
-                 ORDER BY g.updated_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
-             touched AS (UPDATE gifts g SET updated_at = $2 FROM stale WHERE g.id = stale.id RETURNING g.id) \
-             INSERT INTO outbox (gift_id, request_id, available_at) \
-             SELECT s.gift_id, s.request_id, $2 FROM send_requests s JOIN touched t ON s.gift_id = t.id \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(stale_before)
-        .bind(now)
-        .bind(i64::from(limit))
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(done.rows_affected() as u32)
+        // on a send that holds a row.
+        self.pool
+            .run(move |c| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "WITH stale AS ( \
+                             SELECT g.id FROM gifts g \
+                             WHERE g.status = 'QUEUED' AND g.updated_at < $1 \
+                               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.gift_id = g.id) \
+                             ORDER BY g.updated_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
+                         touched AS (UPDATE gifts g SET updated_at = $2 FROM stale WHERE g.id = stale.id RETURNING g.id) \
+                         INSERT INTO outbox (gift_id, request_id, available_at) \
+                         SELECT s.gift_id, s.request_id, $2 FROM send_requests s JOIN touched t ON s.gift_id = t.id \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(stale_before)
+                    .bind(now)
+                    .bind(i64::from(limit))
+                    .execute(c)
+                    .await
+                })
+            })
+            .await
+            .map(|done| done.rows_affected() as u32)
+            .map_err(store_error)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(store_error)
+        self.pool
+            .run(|c| Box::pin(async move { sqlx::query("SELECT 1").execute(c).await }))
+            .await
+            .map(|_| ())
+            .map_err(store_error)
     }
 }
 

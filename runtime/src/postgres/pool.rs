@@ -1,0 +1,113 @@
+//! The connection pool: deadpool over sqlx `PgConnection`s, and the one way the store uses
+//! it, [`Pool::run`].
+//!
+//! Why not `sqlx::PgPool`: it pings every connection when it lends it and again when it
+//! takes it back, a full round trip each time, which tripled the round trips of a
+//! one-statement request. The pings are a guard against connections left half-way through
+//! the protocol by a cancelled future. Here nothing is cancelled half-way — every call runs
+//! to completion on a task of its own — so a returned connection is idle and is lent again
+//! as it is. A connection that saw a transport error is closed instead of returned.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
+use deadpool::Runtime;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+
+/// A connection is replaced after this long, so credential rotation and a failed-over
+/// endpoint are picked up without a restart.
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// The future of one store operation on a borrowed connection.
+pub(crate) type OpFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
+
+pub(crate) struct Connector {
+    options: PgConnectOptions,
+}
+
+impl managed::Manager for Connector {
+    type Type = PgConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<PgConnection, sqlx::Error> {
+        self.options.connect().await
+    }
+
+    async fn recycle(&self, conn: &mut PgConnection, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
+        if metrics.age() > MAX_LIFETIME {
+            return Err(RecycleError::message("past its lifetime"));
+        }
+        // Unreachable while every operation runs to completion (a `Transaction` dropped on
+        // an error queues its ROLLBACK, which leaves the depth at zero); kept as the guard
+        // that a connection inside a transaction is never lent.
+        if conn.is_in_transaction() {
+            return Err(RecycleError::message("returned inside a transaction"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Pool {
+    inner: managed::Pool<Connector>,
+}
+
+impl Pool {
+    /// Connects lazily: the first operation opens the first connection.
+    pub(crate) fn new(options: PgConnectOptions, max_connections: usize, acquire_timeout: Duration) -> Self {
+        let inner = managed::Pool::builder(Connector { options })
+            .max_size(max_connections)
+            .wait_timeout(Some(acquire_timeout))
+            .create_timeout(Some(acquire_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .expect("a pool with a runtime and a size builds");
+        Self { inner }
+    }
+
+    /// A connection for work that runs once at start (migrations); store operations use [`Pool::run`].
+    pub(crate) async fn connection(&self) -> Result<Object<Connector>, sqlx::Error> {
+        self.inner.get().await.map_err(pool_error)
+    }
+
+    /// Runs `op` on a pooled connection, on a task of its own: dropping the returned future
+    /// (a client that hung up, a request timeout) lets the operation finish instead of
+    /// stopping it between a statement and its answer, which would leave the connection in
+    /// a state nobody tracks (a `BEGIN` sent but not yet counted, for one).
+    pub(crate) async fn run<T, F>(&self, op: F) -> Result<T, sqlx::Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> OpFuture<'c, T> + Send + 'static,
+    {
+        let pool = self.inner.clone();
+        let task = tokio::spawn(async move {
+            let mut conn = pool.get().await.map_err(pool_error)?;
+            let result = op(&mut conn).await;
+            if let Err(e) = &result {
+                if is_broken(e) {
+                    // Closed, not returned: the next borrower gets a fresh connection.
+                    drop(Object::take(conn));
+                }
+            }
+            result
+        });
+        task.await.unwrap_or_else(|e| Err(sqlx::Error::Protocol(format!("store task ended: {e}"))))
+    }
+}
+
+/// Errors after which the connection cannot be trusted to be at a statement boundary.
+fn is_broken(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed)
+}
+
+/// Keeps the driver's error kinds, so `store_error` decides what is a 503 in one place.
+fn pool_error(e: PoolError<sqlx::Error>) -> sqlx::Error {
+    match e {
+        PoolError::Backend(e) => e,
+        PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+        _ => sqlx::Error::PoolClosed,
+    }
+}
