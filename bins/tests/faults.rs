@@ -28,7 +28,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use gift_runtime::conformance::sqs_emulator;
 use serde_json::Value;
 use sqlx::Connection;
-use support::{free_port, required, temp_dir, Answer, Client, Proc, Proxy};
+use support::{create_database, free_port, required, temp_dir, Answer, Client, Proc, Proxy};
 
 const API: &str = env!("CARGO_BIN_EXE_gift-api");
 const WORKER: &str = env!("CARGO_BIN_EXE_gift-worker");
@@ -38,12 +38,6 @@ fn services() -> Option<(String, String)> {
     let db = required("TEST_DATABASE_URL")?;
     let sqs = required("TEST_SQS_ENDPOINT")?;
     Some((db, sqs))
-}
-
-fn with_database(url: &str, db: &str) -> String {
-    let mut url = url::Url::parse(url).expect("a PostgreSQL URL");
-    url.set_path(&format!("/{db}"));
-    url.to_string()
 }
 
 fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
@@ -97,19 +91,12 @@ impl Fixture {
     fn new(case: &'static str, admin_url: &str, sqs_endpoint: &str, owner: Option<&str>) -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let db_name = format!("gift_fault_{case}_{}", free_port());
-        rt.block_on(async {
-            let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
-            let owner = owner.map(|o| format!(" OWNER {o}")).unwrap_or_default();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}{owner}")))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        });
+        let database_url = create_database(&rt, admin_url, &db_name, owner);
         let sqs = sqs_emulator::client(sqs_endpoint);
         let (queue_url, dlq_url) = rt.block_on(sqs_emulator::queue_with_dlq(&sqs, &db_name, 5, 5));
         Self {
             case,
-            database_url: with_database(admin_url, &db_name),
+            database_url,
             db_name,
             admin_url: admin_url.to_owned(),
             sqs_endpoint: sqs_endpoint.to_owned(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use gift_runtime::conformance::sqs_emulator;
 use serde_json::Value;
-use support::{events_for, free_port, required, Client, Proc};
+use support::{create_database, events_for, free_port, required, Client, Proc};
 
 const API: &str = env!("CARGO_BIN_EXE_gift-api");
 const WORKER: &str = env!("CARGO_BIN_EXE_gift-worker");
@@ -33,15 +33,7 @@ fn setup(tag: &str) -> Option<Env> {
     let sqs_endpoint = required("TEST_SQS_ENDPOINT")?;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db_name = format!("gift_{tag}_{}", free_port());
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&mut c).await.unwrap();
-    });
-    let database_url = match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{db_name}"),
-        None => panic!("TEST_DATABASE_URL must name a database"),
-    };
+    let database_url = create_database(&rt, &admin, &db_name, None);
     let sqs = sqs_emulator::client(&sqs_endpoint);
     let (queue_url, dlq_url) = rt.block_on(sqs_emulator::queue_with_dlq(&sqs, &db_name, 5, 5));
     Some(Env { database_url, db_name, sqs_endpoint, queue_url, dlq_url, rt, sqs })

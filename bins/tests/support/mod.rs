@@ -121,25 +121,12 @@ impl Client {
         }
     }
 
-    /// (status, JSON body); error statuses are answers too.
+    /// (status, JSON body, or the text when it is not JSON); error statuses are answers
+    /// too, a transport failure panics.
     pub fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> (u16, Value) {
-        let mut req =
-            self.agent.request(method, &format!("{}{path}", self.base)).set("content-type", "application/json");
-        if let Some(k) = key {
-            req = req.set("idempotency-key", k);
-        }
-        let res = match body {
-            Some(b) => req.send_string(b),
-            None => req.call(),
-        };
-        let res = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let status = res.status();
-        let text = res.into_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let answer = self.try_call(method, path, key, body).unwrap_or_else(|e| panic!("{e}"));
+        let body = serde_json::from_str(&answer.text).unwrap_or(Value::String(answer.text));
+        (answer.status, body)
     }
 
     pub fn wait_healthy(&self, within: Duration) {
@@ -186,6 +173,20 @@ impl Client {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// Creates database `name` (owned by `owner` if given) on the server `admin_url` points
+/// at, and returns the URL of the new database.
+pub fn create_database(rt: &tokio::runtime::Runtime, admin_url: &str, name: &str, owner: Option<&str>) -> String {
+    use sqlx::Connection;
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
+        let owner = owner.map(|o| format!(" OWNER {o}")).unwrap_or_default();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}{owner}"))).execute(&mut c).await.unwrap();
+    });
+    let mut url = url::Url::parse(admin_url).expect("a PostgreSQL URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
 }
 
 /// Log lines of `events` for one gift.

@@ -179,6 +179,27 @@ pub async fn outbox_follows_the_send(store: &dyn Store) {
     store.outbox_remove(&entry).await.unwrap();
 }
 
+/// Removals that arrive together (a busy API) all take effect, each answered once its row is gone.
+pub async fn parallel_outbox_removals_all_land(store: Arc<dyn Store>) {
+    let now = rt::now_utc();
+    let due_at = now + chrono::Duration::seconds(3600);
+    let mut gifts = Vec::new();
+    for _ in 0..40 {
+        let gift = created(&*store, now).await;
+        store.request_send(&cmd(&gift, "p", now)).await.unwrap();
+        gifts.push(gift);
+    }
+    join_all(gifts.iter().map(|g| {
+        let store = store.clone();
+        let entry = OutboxEntry { gift_id: g.id, request_id: key("p") };
+        async move { store.outbox_remove(&entry).await.unwrap() }
+    }))
+    .await;
+    for gift in &gifts {
+        assert_eq!(due_for(&*store, gift, due_at).await, vec![], "outbox row of {:?} left", gift.id);
+    }
+}
+
 /// Stale QUEUED gifts without an outbox row are re-armed once; fresh ones and finished
 /// ones are left alone.
 pub async fn rearm_finds_only_stale_queued(store: &dyn Store) {
@@ -256,6 +277,7 @@ where
     conditional_updates_move_only_queued(&*fresh().await).await;
     concurrent_sends_queue_once(fresh().await).await;
     outbox_follows_the_send(&*fresh().await).await;
+    parallel_outbox_removals_all_land(fresh().await).await;
     rearm_finds_only_stale_queued(&*fresh().await).await;
     let store = fresh().await;
     dropped_sends_are_all_or_nothing(store.clone(), store).await;

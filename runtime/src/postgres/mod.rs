@@ -2,6 +2,7 @@
 //! one statement that locks the gift row (`SELECT … FOR UPDATE` in a CTE) and queues it;
 //! the worker's updates are conditional on `status = 'QUEUED'`.
 
+mod outbox;
 mod pool;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::sql::{is_code_violation, store_error};
+use outbox::OutboxReaper;
 use pool::Pool;
 
 /// Pool sizing and waiting; a full pool answers 503 after `acquire_timeout` instead of queueing forever.
@@ -34,6 +36,7 @@ impl Default for PoolSettings {
 
 pub struct PgStore {
     pool: Pool,
+    outbox: OutboxReaper,
 }
 
 impl PgStore {
@@ -41,7 +44,8 @@ impl PgStore {
     /// `/readyz` reports it.
     pub fn new(options: PgConnectOptions, settings: PoolSettings) -> Self {
         let options = options.options([("statement_timeout", format!("{}", settings.statement_timeout.as_millis()))]);
-        Self { pool: Pool::new(options, settings.max_connections as usize, settings.acquire_timeout) }
+        let pool = Pool::new(options, settings.max_connections as usize, settings.acquire_timeout);
+        Self { outbox: OutboxReaper::new(pool.clone()), pool }
     }
 
     /// Applies the embedded migrations (sqlx holds an advisory lock, so concurrent starts are safe).
@@ -224,20 +228,7 @@ impl Store for PgStore {
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        let entry = entry.clone();
-        self.pool
-            .run(move |c| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM outbox WHERE gift_id = $1 AND request_id = $2")
-                        .bind(entry.gift_id.as_uuid())
-                        .bind(entry.request_id.as_str())
-                        .execute(c)
-                        .await
-                })
-            })
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.outbox.remove(entry.clone()).await
     }
 
     async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
