@@ -10,11 +10,14 @@
 //! - [`config`]: every environment variable, parsed by clap; invalid config fails fast
 //!   naming the variable.
 //! - [`telemetry`]: JSON log lines with `timestamp`, `service`, `status` (the level).
+//! - [`log_writer`]: stdout written in batches by one thread, so logging costs a request no
+//!   system call.
 //! - [`serve`]: transport middleware (load shedding, timeout, request logs) and graceful
 //!   shutdown around the core router.
 //! - [`wiring`]: building ports from config.
 
 pub mod config;
+pub mod log_writer;
 pub mod serve;
 pub mod telemetry;
 pub mod wiring;

@@ -5,34 +5,29 @@
 //! come from the events that have them.
 
 use std::fmt;
-use std::io::BufWriter;
 
 use serde::ser::{SerializeMap, Serializer as _};
 use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
-/// Flushes the log lines still buffered when dropped; keep it alive until the process ends.
+use crate::log_writer::{self, FlushGuard};
+
+/// Writes the log lines still pending when dropped; keep it alive until the process ends.
 #[must_use = "log lines written after the guard is dropped are lost"]
-pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+pub struct LogGuard(#[allow(dead_code)] FlushGuard);
 
 /// Installs the global subscriber. `level` is a level name or an `EnvFilter` directive string.
 ///
-/// Lines are formatted on the calling thread and written by a dedicated one, which writes
-/// everything queued since its last write with one `write()`: a request does not wait for
-/// stdout, and a busy process makes a few large writes instead of one per line. The queue
-/// is bounded and blocks when full rather than dropping lines.
+/// Lines are formatted on the calling thread and written in batches by another
+/// ([`log_writer`]): a request never waits for stdout.
 pub fn init(service: &'static str, level: &str) -> Result<LogGuard, String> {
     let filter = EnvFilter::try_new(level).map_err(|e| format!("LOG_LEVEL: {level:?} is not a valid filter: {e}"))?;
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+    let (writer, guard) = log_writer::start().map_err(|e| format!("cannot start the log writer: {e}"))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .event_format(JsonLine { service })
