@@ -28,7 +28,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use gift_runtime::conformance::sqs_emulator;
 use serde_json::Value;
 use sqlx::Connection;
-use support::{create_database, free_port, required, temp_dir, Answer, Client, Proc, Proxy};
+use support::{create_database, free_port, required, service_env, temp_dir, Answer, Client, Proc, Proxy};
 
 const API: &str = env!("CARGO_BIN_EXE_gift-api");
 const WORKER: &str = env!("CARGO_BIN_EXE_gift-worker");
@@ -112,15 +112,7 @@ impl Fixture {
     /// What both binaries get (the URL form of the database settings); `extra` entries
     /// added later override these.
     fn common(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("DATABASE_URL", self.database_url.clone()),
-            ("SQS_QUEUE_URL", self.queue_url.clone()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_ENDPOINT_URL_SQS", self.sqs_endpoint.clone()),
-            ("DB_SSLMODE", "disable".into()),
-        ]
+        service_env(&self.database_url, &self.queue_url, &self.sqs_endpoint)
     }
 
     fn api_env(&self, port: u16, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {

@@ -4,15 +4,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use gift_runtime::conformance::sqs_emulator;
 use serde_json::Value;
-use support::{create_database, events_for, free_port, required, Client, Proc};
+use support::{create_database, events_for, free_port, required, service_env, Client, Proc, Proxy};
 
 const API: &str = env!("CARGO_BIN_EXE_gift-api");
 const WORKER: &str = env!("CARGO_BIN_EXE_gift-worker");
@@ -41,15 +37,7 @@ fn setup(tag: &str) -> Option<Env> {
 
 impl Env {
     fn common(&self, endpoint: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("DATABASE_URL", self.database_url.clone()),
-            ("SQS_QUEUE_URL", self.queue_url.clone()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_ENDPOINT_URL_SQS", endpoint.into()),
-            ("DB_SSLMODE", "disable".into()),
-        ]
+        service_env(&self.database_url, &self.queue_url, endpoint)
     }
 
     fn api(&self, port: u16, endpoint: &str, extra: &[(&'static str, String)]) -> (Proc, Client) {
@@ -191,58 +179,15 @@ fn two_workers_and_injected_duplicates_send_each_gift_once() {
     println!("final statuses: {:?}", env.db_counts());
 }
 
-/// A TCP proxy in front of the SQS emulator that can be switched off, so the endpoint can
-/// go away without the emulator losing its queues.
-struct Switch {
-    port: u16,
-    up: Arc<AtomicBool>,
-}
-
-fn switchable_proxy(target: &str) -> Switch {
-    let target = target.trim_start_matches("http://").to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let up = Arc::new(AtomicBool::new(true));
-    let flag = up.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(client) = conn else { continue };
-            if !flag.load(Ordering::SeqCst) {
-                let _ = client.shutdown(Shutdown::Both);
-                continue;
-            }
-            let Ok(server) = TcpStream::connect(&target) else { continue };
-            let flag = flag.clone();
-            for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
-                let flag = flag.clone();
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 16384];
-                    while flag.load(Ordering::SeqCst) {
-                        match from.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                if to.write_all(&buf[..n]).is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    let _ = to.shutdown(Shutdown::Both);
-                });
-            }
-        }
-    });
-    Switch { port, up }
-}
-
 #[test]
 fn sends_accepted_while_sqs_is_down_are_processed_when_it_returns() {
     let Some(env) = setup("outage") else { return };
-    let proxy = switchable_proxy(&env.sqs_endpoint);
-    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    // The emulator keeps its queues while the endpoint the services use goes away.
+    let proxy = Proxy::start(&env.sqs_endpoint);
+    let endpoint = proxy.url();
     let (_api, api) = env.api(free_port(), &endpoint, &[]);
     let worker = env.worker("0", &endpoint);
-    proxy.up.store(false, Ordering::SeqCst);
+    proxy.set_up(false);
     let ids: Vec<String> = (0..20).map(|_| api.create()).collect();
     for (i, id) in ids.iter().enumerate() {
         let (code, body) = api.send(id, &format!("down-{i}"));
@@ -250,7 +195,7 @@ fn sends_accepted_while_sqs_is_down_are_processed_when_it_returns() {
     }
     std::thread::sleep(Duration::from_secs(3));
     assert!(ids.iter().all(|id| api.status(id)["status"] == "QUEUED"), "nothing can finish while SQS is down");
-    proxy.up.store(true, Ordering::SeqCst);
+    proxy.set_up(true);
     let done = api.wait_terminal(&ids, Duration::from_secs(90));
     assert!(done.iter().all(|g| g["status"] == "SENT"));
     let relayed = worker.log_lines().iter().filter(|l| l["event"] == "RELAYED").count();

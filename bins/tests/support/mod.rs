@@ -189,6 +189,20 @@ pub fn create_database(rt: &tokio::runtime::Runtime, admin_url: &str, name: &str
     url.to_string()
 }
 
+/// What both binaries get in the suites: the URL form of the database settings, the queue,
+/// and the SQS emulator (or a proxy in front of it) with dummy credentials.
+pub fn service_env(database_url: &str, queue_url: &str, sqs_endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        ("SQS_QUEUE_URL", queue_url.to_owned()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_ENDPOINT_URL_SQS", sqs_endpoint.to_owned()),
+        ("DB_SSLMODE", "disable".into()),
+    ]
+}
+
 /// Log lines of `events` for one gift.
 pub fn events_for(logs: &[Value], gift: &str, event: &str) -> usize {
     logs.iter().filter(|l| l["gift_id"] == gift && l["event"] == event).count()
