@@ -57,7 +57,7 @@ pub struct WorkerArgs {
     /// Probability (0.0–1.0) that a pseudo-send fails.
     #[arg(long, env = "SEND_FAILURE_RATE", default_value_t = 0.2, value_parser = parse_rate)]
     pub send_failure_rate: f64,
-    /// Messages per receive (1–10), handled concurrently.
+    /// Messages per receive (1–10); up to twice this many are handled concurrently.
     #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub worker_batch_size: u32,
     /// Long-poll wait per receive (0–20 seconds).
