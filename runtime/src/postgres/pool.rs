@@ -4,12 +4,13 @@
 //! Why not `sqlx::PgPool`: it pings every connection when it lends it and again when it
 //! takes it back, a full round trip each time, which tripled the round trips of a
 //! one-statement request. The pings are a guard against connections left half-way through
-//! the protocol by a cancelled future. Here nothing is cancelled half-way — every call runs
-//! to completion on a task of its own — so a returned connection is idle and is lent again
-//! as it is. A connection that saw a transport error is closed instead of returned.
+//! the protocol by a cancelled future. Here nothing is cancelled half-way — a call that is
+//! dropped finishes on a task of its own — so a returned connection is idle and is lent
+//! again as it is. A connection that saw a transport error is closed instead of returned.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
@@ -73,17 +74,19 @@ impl Pool {
         self.inner.get().await.map_err(pool_error)
     }
 
-    /// Runs `op` on a pooled connection, on a task of its own: dropping the returned future
-    /// (a client that hung up, a request timeout) lets the operation finish instead of
-    /// stopping it between a statement and its answer, which would leave the connection in
-    /// a state nobody tracks (a `BEGIN` sent but not yet counted, for one).
+    /// Runs `op` on a pooled connection, to completion: if the returned future is dropped
+    /// part-way (a client that hung up, a request timeout), what is left of the call moves
+    /// to a task of its own and finishes there, instead of stopping between a statement and
+    /// its answer, which would leave the connection in a state nobody tracks (a `BEGIN`
+    /// sent but not yet counted, for one). A call that is not dropped runs on the caller's
+    /// task: no spawn and no hop between threads on the hot path.
     pub(crate) async fn run<T, F>(&self, op: F) -> Result<T, sqlx::Error>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut PgConnection) -> OpFuture<'c, T> + Send + 'static,
     {
         let pool = self.inner.clone();
-        let task = tokio::spawn(async move {
+        FinishOnDrop(Some(Box::pin(async move {
             let mut conn = pool.get().await.map_err(pool_error)?;
             let result = op(&mut conn).await;
             if let Err(e) = &result {
@@ -93,8 +96,36 @@ impl Pool {
                 }
             }
             result
-        });
-        task.await.unwrap_or_else(|e| Err(sqlx::Error::Protocol(format!("store task ended: {e}"))))
+        })))
+        .await
+    }
+}
+
+/// A boxed call that is polled in place and, if dropped before it is done, spawned to
+/// finish (its result is then dropped: nobody is waiting for it).
+struct FinishOnDrop<T: Send + 'static>(Option<Pin<Box<dyn Future<Output = T> + Send>>>);
+
+impl<T: Send + 'static> Future for FinishOnDrop<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let call = self.0.as_mut().expect("FinishOnDrop polled after completion");
+        let out = ready!(call.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(out)
+    }
+}
+
+impl<T: Send + 'static> Drop for FinishOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            // Without a runtime (the process is ending) the call cannot finish anyway.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    call.await;
+                });
+            }
+        }
     }
 }
 
