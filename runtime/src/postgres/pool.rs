@@ -34,7 +34,9 @@ impl managed::Manager for Connector {
     type Error = sqlx::Error;
 
     async fn create(&self) -> Result<PgConnection, sqlx::Error> {
-        self.options.connect().await
+        // Boxed: deadpool embeds this future in the one `get` returns, and sqlx's connect
+        // future is some 10 KiB, which every call would otherwise allocate and copy.
+        Box::pin(self.options.connect()).await
     }
 
     async fn recycle(&self, conn: &mut PgConnection, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
