@@ -79,7 +79,10 @@ pub trait Store: Send + Sync + 'static {
     /// Outbox rows whose `available_at <= now`, oldest first.
     async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError>;
 
-    /// Removes the outbox row once its message is known to be on the queue.
+    /// Removes the outbox row once its message is known to be on the queue. A store may
+    /// return before the row is gone (PostgreSQL batches removals off the request's path);
+    /// until it is, the relay may publish the row again after its grace period, a duplicate
+    /// the worker ignores — as after a removal that fails.
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
 
     /// The backstop for messages lost after they left the outbox: QUEUED gifts last touched

@@ -228,7 +228,7 @@ impl Store for PgStore {
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.outbox.remove(entry.clone()).await
+        self.outbox.remove(entry.clone())
     }
 
     async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
