@@ -13,6 +13,7 @@ use axum::{BoxError, Router};
 use gift_core::http::ApiError;
 use gift_core::AppError;
 use std::time::Instant;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 
 use crate::config::HttpArgs;
@@ -20,6 +21,10 @@ use crate::config::HttpArgs;
 /// Wraps the router with, outermost first: request logging, error mapping for the
 /// layers below, load shedding at `MAX_CONCURRENT_REQUESTS` (503 + Retry-After at once,
 /// instead of an unbounded queue), and `REQUEST_TIMEOUT_MS` (503).
+///
+/// `Router::layer` wraps each route on its own, so the limit takes a semaphore shared by
+/// every route (`GlobalConcurrencyLimitLayer`); tower's `ConcurrencyLimitLayer` would give
+/// each route a limit of its own, and the API as a whole several times the setting.
 pub fn with_transport(router: Router, http: &HttpArgs) -> Router {
     let limits = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|e: BoxError| async move {
@@ -33,7 +38,7 @@ pub fn with_transport(router: Router, http: &HttpArgs) -> Router {
             ApiError::from(AppError::Unavailable(reason.into())).into_response()
         }))
         .load_shed()
-        .concurrency_limit(http.max_concurrent_requests)
+        .layer(GlobalConcurrencyLimitLayer::new(http.max_concurrent_requests))
         .timeout(Duration::from_millis(http.request_timeout_ms));
     router.layer(limits).layer(middleware::from_fn(log_request))
 }
@@ -70,4 +75,60 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(event = "LISTENING", addr = %listener.local_addr()?, "listening");
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use tokio::sync::Notify;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn limits(max_concurrent_requests: usize) -> HttpArgs {
+        HttpArgs {
+            port: 0,
+            max_body_bytes: 1024,
+            request_timeout_ms: 10_000,
+            max_concurrent_requests,
+            publish_grace_ms: 0,
+        }
+    }
+
+    fn get_request(path: &str) -> Request {
+        Request::get(path).body(Body::empty()).expect("a valid request")
+    }
+
+    /// `MAX_CONCURRENT_REQUESTS` bounds the whole API, not each route on its own: a request
+    /// in flight on one route counts against a request to another.
+    #[tokio::test]
+    async fn the_concurrency_limit_spans_every_route() {
+        let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let held = {
+            let (entered, release) = (entered.clone(), release.clone());
+            move || async move {
+                entered.notify_one();
+                release.notified().await;
+                "done"
+            }
+        };
+        let router = Router::new().route("/held", get(held)).route("/other", get(|| async { "other" }));
+        let router = with_transport(router, &limits(1));
+
+        let in_flight = tokio::spawn(router.clone().oneshot(get_request("/held")));
+        entered.notified().await;
+        let shed = router.clone().oneshot(get_request("/other")).await.expect("infallible");
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(shed.headers().contains_key("retry-after"), "a shed request says when to retry");
+
+        release.notify_one();
+        let first = in_flight.await.expect("the held request finishes").expect("infallible");
+        assert_eq!(first.status(), StatusCode::OK);
+        let after = router.oneshot(get_request("/other")).await.expect("infallible");
+        assert_eq!(after.status(), StatusCode::OK, "the permit returns when the held request ends");
+    }
 }
