@@ -37,6 +37,9 @@ locals {
     MAX_BODY_BYTES          = tostring(var.max_body_bytes)
     REQUEST_TIMEOUT_MS      = tostring(var.request_timeout_ms)
     MAX_CONCURRENT_REQUESTS = tostring(var.max_concurrent_requests)
+    # One runtime thread per whole vCPU of the task: a 0.5 vCPU task still shows the
+    # container two CPUs, and a second thread there only adds wake-ups.
+    TOKIO_WORKER_THREADS = tostring(max(1, floor(var.api_cpu / 1024)))
   }
 
   worker_only_environment = {
@@ -49,6 +52,7 @@ locals {
     RELAY_INTERVAL_MS     = tostring(var.relay_interval_ms)
     STALE_QUEUED_SECONDS  = tostring(var.stale_queued_seconds)
     HEARTBEAT_FILE        = var.heartbeat_file
+    TOKIO_WORKER_THREADS  = tostring(max(1, floor(var.worker_cpu / 1024)))
   }
 
   # Injected by the ECS agent (execution role) from Secrets Manager.

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use gift_bins::config::{DbArgs, HttpArgs, LogArgs};
+use gift_bins::config::{DbArgs, HttpArgs, LogArgs, RuntimeArgs};
 use gift_bins::{serve, shutdown_signal, telemetry, wiring};
 use gift_runtime::memory::{MemoryQueue, QueueSettings};
 
@@ -24,11 +24,13 @@ pub struct Args {
     db: DbArgs,
     #[command(flatten)]
     log: LogArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 pub fn main(args: Args) -> Result<(), String> {
-    // `#[tokio::main]` in gift-api: the multi-threaded runtime with one worker per core.
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    // The runtime gift-api and gift-worker run on, from the same TOKIO_WORKER_THREADS.
+    let runtime = args.runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(run(args))
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gift_bins::config::{DbArgs, LogArgs, WorkerArgs};
+use gift_bins::config::{DbArgs, LogArgs, RuntimeArgs, WorkerArgs};
 use gift_bins::{telemetry, wiring};
 use gift_core::domain::{GiftId, IdempotencyKey, SendMessage};
 use gift_core::ports::Queue;
@@ -39,6 +39,8 @@ pub struct Args {
     db: DbArgs,
     #[command(flatten)]
     log: LogArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 /// The id `scripts/bench` gives to pre-filled gift number `n` (a valid version-4 layout).
@@ -47,8 +49,8 @@ pub fn bench_id(n: u64) -> String {
 }
 
 pub fn main(args: Args) -> Result<(), String> {
-    // `#[tokio::main]` in gift-worker: the multi-threaded runtime with one worker per core.
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    // The runtime gift-api and gift-worker run on, from the same TOKIO_WORKER_THREADS.
+    let runtime = args.runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(run(args))
 }
 

@@ -2,6 +2,7 @@
 //! its variable; `docs/configuration.md` lists them all.
 
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,6 +23,27 @@ pub struct LogArgs {
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+/// The async runtime the service runs on.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Threads that run the service's tasks; default one per CPU the process may use. Set
+    /// it to the task's vCPUs: on a fractional-vCPU Fargate task the container still sees
+    /// two CPUs, and a second thread only adds wake-ups between the two (docs/benchmarks.md).
+    #[arg(long, env = "TOKIO_WORKER_THREADS")]
+    pub tokio_worker_threads: Option<NonZeroUsize>,
+}
+
+impl RuntimeArgs {
+    /// The multi-threaded tokio runtime with every driver enabled.
+    pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(threads) = self.tokio_worker_threads {
+            builder.worker_threads(threads.get());
+        }
+        builder.enable_all().build()
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -206,6 +228,8 @@ pub struct LocalConfig {
     pub visibility_timeout_seconds: u64,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// The ECS API service.
@@ -222,6 +246,8 @@ pub struct ApiServiceConfig {
     pub sqs: SqsArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// The ECS worker service (worker loop + outbox relay).
@@ -244,6 +270,8 @@ pub struct WorkerServiceConfig {
     pub heartbeat_file: PathBuf,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -253,4 +281,34 @@ pub enum WorkerCommand {
         #[arg(long, default_value_t = 90)]
         max_age_seconds: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct WithRuntime {
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    }
+
+    fn workers(args: &[&str]) -> usize {
+        let parsed = WithRuntime::try_parse_from(std::iter::once("test").chain(args.iter().copied())).unwrap();
+        parsed.runtime.build().expect("the runtime starts").metrics().num_workers()
+    }
+
+    #[test]
+    fn tokio_worker_threads_sets_the_runtime_threads() {
+        assert_eq!(workers(&["--tokio-worker-threads", "1"]), 1);
+        assert_eq!(workers(&["--tokio-worker-threads", "3"]), 3);
+    }
+
+    #[test]
+    fn zero_runtime_threads_is_refused_naming_the_variable() {
+        let err = WithRuntime::try_parse_from(["test", "--tokio-worker-threads", "0"]).unwrap_err().to_string();
+        assert!(err.contains("TOKIO_WORKER_THREADS"), "{err}");
+    }
 }

@@ -22,6 +22,41 @@ pub mod serve;
 pub mod telemetry;
 pub mod wiring;
 
+use std::future::Future;
+use std::process::ExitCode;
+
+use config::{LogArgs, RuntimeArgs};
+
+/// A binary's `main` after parsing its config: logs set up, the runtime built from
+/// `TOKIO_WORKER_THREADS`, `run` driven to its end, a failure logged as `STARTUP_FAILED`.
+/// `service` is the log's `service` field (`api`, `worker`, `local`).
+pub fn run_service(
+    service: &'static str,
+    log: &LogArgs,
+    runtime: &RuntimeArgs,
+    run: impl Future<Output = Result<(), String>>,
+) -> ExitCode {
+    let bin = format!("gift-{service}");
+    let _log = match telemetry::init(service, &log.log_level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("{bin}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime
+        .build()
+        .map_err(|e| format!("cannot start the runtime (TOKIO_WORKER_THREADS): {e}"))
+        .and_then(|runtime| runtime.block_on(run));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error_code = "STARTUP_FAILED", error_message = %e, "{bin} failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Resolves on SIGTERM (ECS stopping the task) or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -5,25 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gift_bins::config::ApiServiceConfig;
-use gift_bins::{serve, shutdown_signal, telemetry, wiring};
+use gift_bins::{serve, shutdown_signal, wiring};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = ApiServiceConfig::parse();
-    let _log = match telemetry::init("api", &config.log.log_level) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("gift-api: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error_code = "STARTUP_FAILED", error_message = %e, "gift-api failed");
-            ExitCode::FAILURE
-        }
-    }
+    let (log, runtime) = (config.log.clone(), config.runtime.clone());
+    gift_bins::run_service("api", &log, &runtime, run(config))
 }
 
 async fn run(config: ApiServiceConfig) -> Result<(), String> {

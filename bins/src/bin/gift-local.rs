@@ -7,27 +7,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use gift_bins::config::LocalConfig;
-use gift_bins::{serve, shutdown_signal, telemetry, wiring};
+use gift_bins::{serve, shutdown_signal, wiring};
 use gift_runtime::memory::QueueSettings;
 use tokio::sync::watch;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = LocalConfig::parse();
-    let _log = match telemetry::init("local", &config.log.log_level) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("gift-local: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error_code = "STARTUP_FAILED", error_message = %e, "gift-local failed");
-            ExitCode::FAILURE
-        }
-    }
+    let (log, runtime) = (config.log.clone(), config.runtime.clone());
+    gift_bins::run_service("local", &log, &runtime, run(config))
 }
 
 async fn run(config: LocalConfig) -> Result<(), String> {

@@ -6,30 +6,17 @@ use std::time::Duration;
 
 use clap::Parser;
 use gift_bins::config::{WorkerCommand, WorkerServiceConfig};
-use gift_bins::{shutdown_signal, telemetry, wiring};
+use gift_bins::{shutdown_signal, wiring};
 use tokio::sync::watch;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = WorkerServiceConfig::parse();
     if let Some(WorkerCommand::Healthcheck { max_age_seconds }) = config.command {
         let fresh = wiring::heartbeat_is_fresh(&config.heartbeat_file, Duration::from_secs(max_age_seconds));
         return if fresh { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
-    let _log = match telemetry::init("worker", &config.log.log_level) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("gift-worker: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error_code = "STARTUP_FAILED", error_message = %e, "gift-worker failed");
-            ExitCode::FAILURE
-        }
-    }
+    let (log, runtime) = (config.log.clone(), config.runtime.clone());
+    gift_bins::run_service("worker", &log, &runtime, run(config))
 }
 
 async fn run(config: WorkerServiceConfig) -> Result<(), String> {
