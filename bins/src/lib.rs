@@ -15,6 +15,8 @@
 //! - [`serve`]: transport middleware (load shedding, timeout, request logs) and graceful
 //!   shutdown around the core router.
 //! - [`wiring`]: building ports from config.
+//! - [`run_service`]: a binary's `main` once its config is parsed: logs, the runtime
+//!   (`TOKIO_WORKER_THREADS`), the exit code.
 
 pub mod config;
 pub mod log_writer;
