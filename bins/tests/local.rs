@@ -52,7 +52,7 @@ fn with_every_send_failing_a_gift_fails_after_exactly_five_attempts() {
     let done = api.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(60));
     assert_eq!(done[0]["status"], "FAILED");
     assert!(done[0]["last_error"].as_str().unwrap().contains("attempt 5"), "{}", done[0]);
-    let logs = proc.log_lines();
+    let logs = proc.log_lines_once(Duration::from_secs(5), |l| events_for(l, &id, "FAILED") > 0);
     assert_eq!(events_for(&logs, &id, "RETRY"), 4, "four failed attempts before the last");
     assert_eq!(events_for(&logs, &id, "FAILED"), 1);
     // Every log line carries the fields the dashboards rely on.

@@ -146,7 +146,7 @@ fn always_failing_sends_fail_after_five_receives_and_reach_the_dlq() {
     let done = api.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(60));
     assert_eq!(done[0]["status"], "FAILED");
     assert!(done[0]["last_error"].as_str().unwrap().contains("attempt 5"));
-    let logs = failing.log_lines();
+    let logs = failing.log_lines_once(Duration::from_secs(5), |l| events_for(l, &id, "FAILED") > 0);
     assert_eq!(events_for(&logs, &id, "RETRY"), 4);
     assert_eq!(events_for(&logs, &id, "FAILED"), 1);
     // SQS moves the message to the DLQ on the receive after the fifth.
@@ -198,7 +198,8 @@ fn sends_accepted_while_sqs_is_down_are_processed_when_it_returns() {
     proxy.set_up(true);
     let done = api.wait_terminal(&ids, Duration::from_secs(90));
     assert!(done.iter().all(|g| g["status"] == "SENT"));
-    let relayed = worker.log_lines().iter().filter(|l| l["event"] == "RELAYED").count();
+    let relayed_in = |l: &[Value]| l.iter().filter(|l| l["event"] == "RELAYED").count();
+    let relayed = relayed_in(&worker.log_lines_once(Duration::from_secs(5), |l| relayed_in(l) >= ids.len()));
     println!("{relayed} messages published by the relay after the outage");
     assert!(relayed >= ids.len(), "the relay, not a person, published the accepted sends");
 }

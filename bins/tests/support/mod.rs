@@ -99,6 +99,20 @@ impl Proc {
     pub fn log_lines(&self) -> Vec<Value> {
         self.logs.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
+
+    /// The log lines once `arrived` holds for them, or whatever is there after `within`.
+    /// The services write their logs in batches every 20 ms, so the line about a change can
+    /// trail the change a test has already seen through the API.
+    pub fn log_lines_once(&self, within: Duration, arrived: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let logs = self.log_lines();
+            if arrived(&logs) || Instant::now() >= deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Proc {
