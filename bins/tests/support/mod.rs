@@ -267,6 +267,53 @@ pub struct Answer {
 impl Client {
     /// Like [`Client::call`], but a transport failure (reset, refused, timeout) is returned
     /// rather than a panic, and headers and latency are kept.
+    /// POSTs a body the API refuses for its size. The API answers 413 from the headers and
+    /// closes without reading the rest, so a client still writing the body may see that write
+    /// fail (EPIPE) before it reads the answer — which ureq then reports instead of the 413.
+    /// A careful HTTP/1.1 client reads the answer the server sent before it closed; so does
+    /// this one.
+    pub fn post_too_large(&self, path: &str, body: &str) -> Result<Answer, String> {
+        use std::io::{ErrorKind, Read, Write};
+        let started = Instant::now();
+        let addr = self.base.trim_start_matches("http://");
+        let fail = |e: std::io::Error| format!("POST {path}: {e}");
+        let mut stream = std::net::TcpStream::connect(addr).map_err(fail)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(fail)?;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        // Cut short when the server closes first; its answer is already in our receive buffer.
+        let _ = stream.write_all(request.as_bytes());
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&chunk[..n]),
+                // The close that follows unread request bytes is a reset, after the answer.
+                Err(e) if e.kind() == ErrorKind::ConnectionReset && !raw.is_empty() => break,
+                Err(e) => return Err(format!("POST {path}: reading the answer: {e}")),
+            }
+        }
+        let raw = String::from_utf8(raw).map_err(|e| format!("POST {path}: {e}"))?;
+        let (head, text) =
+            raw.split_once("\r\n\r\n").ok_or_else(|| format!("POST {path}: no end of headers in {raw:?}"))?;
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| format!("POST {path}: no status line in {raw:?}"))?;
+        let headers: Vec<String> = lines.map(str::to_owned).collect();
+        let retry_after = headers
+            .iter()
+            .find_map(|h| h.split_once(':').filter(|(name, _)| name.eq_ignore_ascii_case("retry-after")))
+            .map(|(_, value)| value.trim().to_owned());
+        let body = serde_json::from_str(text).unwrap_or(Value::Null);
+        Ok(Answer { status, retry_after, headers, text: text.to_owned(), body, elapsed: started.elapsed() })
+    }
+
     pub fn try_call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Result<Answer, String> {
         let started = Instant::now();
         let mut req =
