@@ -24,16 +24,16 @@ pub mod serve;
 pub mod telemetry;
 pub mod wiring;
 
+use std::future::Future;
+use std::process::ExitCode;
+
+use config::{LogArgs, RuntimeArgs};
+
 /// Every binary that links this crate (the three services and gift-bench) allocates with
 /// mimalloc: a request makes some 80 small short-lived allocations, and glibc's malloc/free
 /// were a tenth of the API's CPU under load.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use std::future::Future;
-use std::process::ExitCode;
-
-use config::{LogArgs, RuntimeArgs};
 
 /// A binary's `main` after parsing its config: logs set up, the runtime built from
 /// `TOKIO_WORKER_THREADS`, `run` driven to its end, a failure logged as `STARTUP_FAILED`.
