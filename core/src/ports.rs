@@ -66,12 +66,36 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError>;
 
+    /// The gifts of `ids`, in the order asked (`None` for an unknown id): the worker loads a
+    /// received batch at once. The default asks one by one; PostgreSQL answers in one
+    /// round trip.
+    async fn get_gifts(&self, ids: &[GiftId]) -> Result<Vec<Option<Gift>>, StoreError> {
+        let mut gifts = Vec::with_capacity(ids.len());
+        for &id in ids {
+            gifts.push(self.get_gift(id).await?);
+        }
+        Ok(gifts)
+    }
+
     /// The send transaction: lock the gift row, replay a known key, re-check CREATED, insert
     /// the send request and the outbox row, set QUEUED — all or nothing.
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError>;
 
     /// `QUEUED → SENT` if still QUEUED; `Ok(false)` means someone else finished it first.
     async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// [`Store::mark_sent`] for each of `ids`, answered in the order asked; an id listed
+    /// twice is won at most once (by its first place). Each gift's update is atomic on its
+    /// own; after an error some of them may have been applied, which a redelivery finds
+    /// finished, as after an answer lost in transit. The default updates one by one;
+    /// PostgreSQL runs one statement and one commit for the lot.
+    async fn mark_sent_all(&self, ids: &[GiftId], now: Timestamp) -> Result<Vec<bool>, StoreError> {
+        let mut won = Vec::with_capacity(ids.len());
+        for &id in ids {
+            won.push(self.mark_sent(id, now).await?);
+        }
+        Ok(won)
+    }
 
     /// `QUEUED → FAILED` with `last_error` if still QUEUED.
     async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError>;

@@ -1,6 +1,6 @@
-//! The worker loop: keep up to two batches of deliveries in hand, receive again as soon as a
-//! batch's worth of room is free, repeat until told to stop. All decisions live in
-//! [`crate::service::handle_delivery`]; this only schedules.
+//! The worker loop: keep up to two received batches in hand, receive again as soon as one
+//! is done, repeat until told to stop. All decisions live in
+//! [`crate::service::handle_deliveries`]; this only schedules.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -11,7 +11,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::QueueError;
 use crate::ports::Delivery;
-use crate::service::{handle_delivery, DeliveryOutcome, Deps, RetryPolicy};
+use crate::service::{handle_deliveries, DeliveryOutcome, Deps, RetryPolicy};
 
 /// What [`run_worker`] reports to its observer.
 #[derive(Debug)]
@@ -24,7 +24,8 @@ pub enum WorkerEvent<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerConfig {
-    /// Messages per receive (SQS allows 1–10). Up to twice this many are handled at once.
+    /// Messages per receive (SQS allows 1–10), handled together. Up to two receives' worth
+    /// are in hand at once.
     pub batch_size: u32,
     /// Long-poll wait per receive.
     pub wait: Duration,
@@ -50,16 +51,17 @@ type Receiving<'a> = Pin<Box<dyn Future<Output = Result<Vec<Delivery>, QueueErro
 enum Wake {
     Stop,
     Received(Result<Vec<Delivery>, QueueError>),
-    Handled(Delivery, DeliveryOutcome),
+    Handled(Vec<(Delivery, DeliveryOutcome)>),
 }
 
 /// Runs until `shutdown` resolves. A receive in progress is abandoned at shutdown (its
 /// messages, if any, reappear after their visibility timeout); deliveries in hand are
 /// finished, so no message is left half-handled by a clean stop.
 ///
-/// Deliveries are handled concurrently, and the next receive starts as soon as a batch's
-/// worth of them is done, so one slow delivery does not hold up the nine beside it. At
-/// most two batches are in hand: the store's pool, not this loop, bounds the database work.
+/// A received batch is handled as one (its deliveries' sends run concurrently, its store
+/// work is shared), and the next receive starts while it is in hand, so the queue's
+/// long poll and the database work overlap. At most two batches are in hand: a slow send
+/// holds up its own batch's update, not the next batch.
 ///
 /// `observe` hears of every receive (a health check's heartbeat) and every handled
 /// delivery (the simulation's history).
@@ -70,22 +72,16 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let mut shutdown = Box::pin(shutdown);
-    let batch = config.batch_size.max(1) as usize;
-    let handle = |delivery: Delivery| {
+    let handle = |deliveries: Vec<Delivery>| {
         let deps = &deps;
-        async move {
-            let outcome =
-                handle_delivery(&*deps.store, &*deps.queue, &*deps.env, &*deps.dispatcher, config.retry, &delivery)
-                    .await;
-            (delivery, outcome)
-        }
+        handle_deliveries(&*deps.store, &*deps.queue, &*deps.env, &*deps.dispatcher, config.retry, deliveries)
     };
     let mut in_hand = FuturesUnordered::new();
     let mut receiving: Option<Receiving<'_>> = None;
     let mut stopping = false;
     tracing::info!(event = "STARTED", batch_size = config.batch_size, "worker started");
     loop {
-        if !stopping && receiving.is_none() && in_hand.len() <= batch {
+        if !stopping && receiving.is_none() && in_hand.len() < 2 {
             observe(WorkerEvent::Turn);
             receiving = Some(Box::pin(deps.queue.receive(config.batch_size, config.wait)));
         }
@@ -100,7 +96,7 @@ pub async fn run_worker(
                 return Poll::Ready(Wake::Received(result));
             }
             match in_hand.poll_next_unpin(cx) {
-                Poll::Ready(Some((delivery, outcome))) => Poll::Ready(Wake::Handled(delivery, outcome)),
+                Poll::Ready(Some(handled)) => Poll::Ready(Wake::Handled(handled)),
                 _ => Poll::Pending,
             }
         })
@@ -112,7 +108,9 @@ pub async fn run_worker(
             }
             Wake::Received(Ok(deliveries)) => {
                 receiving = None;
-                in_hand.extend(deliveries.into_iter().map(handle));
+                if !deliveries.is_empty() {
+                    in_hand.push(handle(deliveries));
+                }
             }
             Wake::Received(Err(e)) => {
                 tracing::error!(error_code = "RECEIVE_FAILED", error_message = %e, "receive failed");
@@ -123,7 +121,11 @@ pub async fn run_worker(
                     Ok(Vec::new())
                 }));
             }
-            Wake::Handled(delivery, outcome) => observe(WorkerEvent::Handled(&delivery, &outcome)),
+            Wake::Handled(handled) => {
+                for (delivery, outcome) in &handled {
+                    observe(WorkerEvent::Handled(delivery, outcome));
+                }
+            }
         }
     }
     tracing::info!(event = "STOPPED", "worker stopped");

@@ -146,6 +146,81 @@ pub async fn conditional_updates_move_only_queued(store: &dyn Store) {
     assert!(!store.mark_sent(GiftId::from_random(5), later).await.unwrap());
 }
 
+/// The batch forms answer in the order asked, as the single calls would: unknown ids are
+/// `None`, an id listed twice is read twice but sent once, and only QUEUED gifts move.
+pub async fn batch_reads_and_updates_answer_in_order(store: &dyn Store) {
+    let now = rt::now_utc();
+    let later = now + chrono::Duration::seconds(3);
+    assert_eq!(store.get_gifts(&[]).await.unwrap(), Vec::<Option<Gift>>::new());
+    assert_eq!(store.mark_sent_all(&[], later).await.unwrap(), Vec::<bool>::new());
+
+    let fresh = created(store, now).await;
+    let (queued, other) = (created(store, now).await, created(store, now).await);
+    for gift in [&queued, &other] {
+        store.request_send(&cmd(gift, "k", now)).await.unwrap();
+    }
+    let finished = created(store, now).await;
+    store.request_send(&cmd(&finished, "k", now)).await.unwrap();
+    assert!(store.mark_failed(finished.id, "gave up", now).await.unwrap());
+    let unknown = GiftId::from_random(7);
+
+    let asked = [other.id, unknown, fresh.id, queued.id, other.id, finished.id];
+    let read = store.get_gifts(&asked).await.unwrap();
+    let read: Vec<Option<(GiftId, Status)>> = read.iter().map(|g| g.as_ref().map(|g| (g.id, g.status))).collect();
+    assert_eq!(
+        read,
+        [
+            Some((other.id, Status::Queued)),
+            None,
+            Some((fresh.id, Status::Created)),
+            Some((queued.id, Status::Queued)),
+            Some((other.id, Status::Queued)),
+            Some((finished.id, Status::Failed)),
+        ]
+    );
+    assert_eq!(store.get_gifts(&[queued.id]).await.unwrap(), vec![store.get_gift(queued.id).await.unwrap()]);
+
+    let won = store.mark_sent_all(&asked, later).await.unwrap();
+    assert_eq!(won, [true, false, false, true, false, false], "only QUEUED moves, a repeated id once");
+    for (gift, status) in
+        [(&queued, Status::Sent), (&other, Status::Sent), (&fresh, Status::Created), (&finished, Status::Failed)]
+    {
+        let read = store.get_gift(gift.id).await.unwrap().unwrap();
+        assert_eq!(read.status, status, "{:?}", gift.id);
+        if status == Status::Sent {
+            assert_eq!((read.updated_at, read.last_error), (later, None));
+        }
+    }
+    assert_eq!(store.mark_sent_all(&[queued.id, other.id], later).await.unwrap(), [false, false], "SENT twice");
+}
+
+/// Workers racing over the same gifts in different orders (two redeliveries, two batches)
+/// each win a gift exactly once between them, and none of them fails (no deadlock).
+pub async fn racing_batch_updates_win_each_gift_once(store: Arc<dyn Store>) {
+    const RACERS: usize = 8;
+    let now = rt::now_utc();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let gift = created(&*store, now).await;
+        store.request_send(&cmd(&gift, "k", now)).await.unwrap();
+        ids.push(gift.id);
+    }
+    let wins = join_all((0..RACERS).map(|r| {
+        let store = store.clone();
+        let mut order = ids.clone();
+        order.rotate_left(r);
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        async move { order.iter().copied().zip(store.mark_sent_all(&order, now).await.unwrap()).collect::<Vec<_>>() }
+    }))
+    .await;
+    for id in &ids {
+        let won = wins.iter().flatten().filter(|(w, won)| w == id && *won).count();
+        assert_eq!(won, 1, "{id:?} won {won} times");
+    }
+}
+
 /// Racing sends: different keys queue the gift exactly once; the same key replays. Several
 /// rounds, because a race that is lost only sometimes must still be caught by the suite.
 pub async fn concurrent_sends_queue_once(store: Arc<dyn Store>) {
@@ -290,6 +365,8 @@ where
     send_queues_replays_and_conflicts(&*fresh().await).await;
     terminal_gifts_replay_and_conflict(&*fresh().await).await;
     conditional_updates_move_only_queued(&*fresh().await).await;
+    batch_reads_and_updates_answer_in_order(&*fresh().await).await;
+    racing_batch_updates_win_each_gift_once(fresh().await).await;
     concurrent_sends_queue_once(fresh().await).await;
     outbox_follows_the_send(&*fresh().await).await;
     parallel_outbox_removals_all_land(fresh().await).await;

@@ -89,6 +89,9 @@ impl PgStore {
 const GIFT_BY_ID: &str =
     "SELECT id, code, amount, message, status, last_error, created_at, updated_at FROM gifts WHERE id = $1";
 
+const GIFTS_BY_IDS: &str =
+    "SELECT id, code, amount, message, status, last_error, created_at, updated_at FROM gifts WHERE id = ANY($1)";
+
 fn gift_from_row(row: &PgRow) -> Result<Gift, StoreError> {
     let bad = |e: gift_core::domain::ParseError| StoreError::Other(format!("bad row: {e}"));
     let get = |e: sqlx::Error| StoreError::Other(format!("bad row: {e}"));
@@ -143,6 +146,50 @@ impl Store for PgStore {
             .await
             .map_err(store_error)?;
         row.as_ref().map(gift_from_row).transpose()
+    }
+
+    async fn get_gifts(&self, ids: &[GiftId]) -> Result<Vec<Option<Gift>>, StoreError> {
+        let wanted: Vec<Uuid> = ids.iter().map(GiftId::as_uuid).collect();
+        let rows = self
+            .pool
+            .run(move |c| Box::pin(async move { sqlx::query(GIFTS_BY_IDS).bind(wanted).fetch_all(c).await }))
+            .await
+            .map_err(store_error)?;
+        let found = rows.iter().map(gift_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(ids.iter().map(|id| found.iter().find(|g| g.id == *id).cloned()).collect())
+    }
+
+    async fn mark_sent_all(&self, ids: &[GiftId], now: Timestamp) -> Result<Vec<bool>, StoreError> {
+        let wanted: Vec<Uuid> = ids.iter().map(GiftId::as_uuid).collect();
+        let mut won: Vec<Uuid> = self
+            .pool
+            .run(move |c| {
+                Box::pin(async move {
+                    // One statement, one commit for the batch; each row is still updated only
+                    // if QUEUED, and RETURNING says which were.
+                    sqlx::query_scalar(
+                        "UPDATE gifts SET status = 'SENT', updated_at = $2 \
+                         WHERE id = ANY($1) AND status = 'QUEUED' RETURNING id",
+                    )
+                    .bind(wanted)
+                    .bind(now)
+                    .fetch_all(c)
+                    .await
+                })
+            })
+            .await
+            .map_err(store_error)?;
+        // An id listed twice is won by its first place only.
+        Ok(ids
+            .iter()
+            .map(|id| match won.iter().position(|w| *w == id.as_uuid()) {
+                Some(at) => {
+                    won.swap_remove(at);
+                    true
+                }
+                None => false,
+            })
+            .collect())
     }
 
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
