@@ -140,6 +140,17 @@ pub trait Queue: Send + Sync + 'static {
     /// Waits up to `wait` for at least one message; returns at most `max`.
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;
+
+    /// [`Queue::delete`] for each receipt, answered in the order given: the worker deletes
+    /// a handled batch at once. The default deletes one by one; SQS takes up to ten per
+    /// `DeleteMessageBatch` request.
+    async fn delete_all(&self, receipts: &[Receipt]) -> Vec<Result<(), QueueError>> {
+        let mut results = Vec::with_capacity(receipts.len());
+        for receipt in receipts {
+            results.push(self.delete(receipt).await);
+        }
+        results
+    }
     /// Makes the message visible again after `delay` (zero releases it at once).
     async fn set_visibility(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError>;
     async fn ping(&self) -> Result<(), QueueError>;

@@ -68,6 +68,31 @@ pub async fn release_redelivers_and_delete_removes(t: QueueUnderTest) {
     assert!(q.receive(10, SHORT).await.unwrap().is_empty(), "a deleted message came back");
 }
 
+/// Deleting a batch answers per receipt and removes those messages only; receipts of
+/// messages deleted before succeed again, as a single delete does.
+pub async fn delete_all_removes_each(t: QueueUnderTest) {
+    let q = &*t.queue;
+    for i in 0..12 {
+        q.publish(&unique_body(&format!("delete-all-{i}"))).await.unwrap();
+    }
+    let got = receive_n(q, 12, 5).await;
+    assert_eq!(got.len(), 12, "{got:?}");
+    let (kept, deleted) = got.split_at(1);
+    // Twelve receipts and one repeated: more than one SQS request's worth.
+    let mut receipts: Vec<_> = deleted.iter().map(|d| d.receipt.clone()).collect();
+    receipts.push(deleted[0].receipt.clone());
+    let answers = q.delete_all(&receipts).await;
+    assert_eq!(answers, vec![Ok(()); receipts.len()]);
+    assert_eq!(q.delete_all(&[]).await, vec![]);
+    // The visibility timeout (1 s) has passed for all twelve: only the one kept comes back.
+    rt::sleep(Duration::from_millis(1500)).await;
+    let again = receive_n(q, 1, 3).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].body, kept[0].body, "a deleted message came back");
+    q.delete(&again[0].receipt).await.unwrap();
+    assert!(q.receive(10, SHORT).await.unwrap().is_empty(), "a deleted message came back");
+}
+
 /// A delay hides the message at least that long, then it comes back.
 pub async fn delay_hides_then_returns(t: QueueUnderTest) {
     let q = &*t.queue;
@@ -143,6 +168,7 @@ where
 {
     publish_then_receive(fresh().await).await;
     release_redelivers_and_delete_removes(fresh().await).await;
+    delete_all_removes_each(fresh().await).await;
     delay_hides_then_returns(fresh().await).await;
     visibility_timeout_expires(fresh().await).await;
     fifth_receive_is_the_last(fresh().await).await;

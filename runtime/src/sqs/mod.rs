@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
-use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, DeleteMessageBatchResultEntry, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName,
+};
 use aws_sdk_sqs::Client;
 use gift_core::domain::SendMessage;
 use gift_core::ports::{Delivery, Queue, Receipt};
@@ -51,6 +54,52 @@ where
             QueueError::Unavailable(text)
         }
         _ => QueueError::Other(text),
+    }
+}
+
+/// Entries per `DeleteMessageBatch` request, the most SQS accepts.
+const BATCH_MAX: usize = 10;
+
+/// Each entry's answer, entry `i` having been sent with id `i`: success where SQS listed it as
+/// successful, its error where SQS listed it as failed (a fault on SQS's side is worth a
+/// retry, one on ours is not), and an error where SQS listed it as neither.
+fn batch_answers(
+    n: usize,
+    successful: &[DeleteMessageBatchResultEntry],
+    failed: &[BatchResultErrorEntry],
+) -> Vec<Result<(), QueueError>> {
+    (0..n)
+        .map(|i| {
+            let id = i.to_string();
+            if let Some(f) = failed.iter().find(|f| f.id() == id) {
+                let text = format!("{}: {}", f.code(), f.message().unwrap_or("no message"));
+                Err(if f.sender_fault() { QueueError::Other(text) } else { QueueError::Unavailable(text) })
+            } else if successful.iter().any(|s| s.id() == id) {
+                Ok(())
+            } else {
+                Err(QueueError::Unavailable(format!("SQS did not answer for batch entry {id}")))
+            }
+        })
+        .collect()
+}
+
+impl SqsQueue {
+    async fn delete_batch(&self, receipts: &[Receipt]) -> Vec<Result<(), QueueError>> {
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(&r.0).build())
+            .collect::<Result<Vec<_>, _>>();
+        let sent = match entries {
+            Ok(entries) => {
+                self.client.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await
+            }
+            Err(e) => return vec![Err(QueueError::Other(e.to_string())); receipts.len()],
+        };
+        match sent {
+            Ok(out) => batch_answers(receipts.len(), out.successful(), out.failed()),
+            Err(e) => vec![Err(queue_error(e)); receipts.len()],
+        }
     }
 }
 
@@ -110,6 +159,14 @@ impl Queue for SqsQueue {
             .map_err(queue_error)
     }
 
+    async fn delete_all(&self, receipts: &[Receipt]) -> Vec<Result<(), QueueError>> {
+        let mut answers = Vec::with_capacity(receipts.len());
+        for chunk in receipts.chunks(BATCH_MAX) {
+            answers.extend(self.delete_batch(chunk).await);
+        }
+        answers
+    }
+
     async fn set_visibility(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
         self.client
             .change_message_visibility()
@@ -131,5 +188,49 @@ impl Queue for SqsQueue {
             .await
             .map(|_| ())
             .map_err(queue_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(id: &str) -> DeleteMessageBatchResultEntry {
+        DeleteMessageBatchResultEntry::builder().id(id).build().unwrap()
+    }
+
+    fn failed(id: &str, code: &str, sender_fault: bool) -> BatchResultErrorEntry {
+        BatchResultErrorEntry::builder()
+            .id(id)
+            .code(code)
+            .message("said no")
+            .sender_fault(sender_fault)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn each_batch_entry_gets_its_own_answer() {
+        let answers = batch_answers(
+            4,
+            &[ok("2"), ok("0")],
+            &[failed("1", "ReceiptHandleIsInvalid", true), failed("3", "InternalError", false)],
+        );
+        assert_eq!(
+            answers,
+            [
+                Ok(()),
+                Err(QueueError::Other("ReceiptHandleIsInvalid: said no".into())),
+                Ok(()),
+                Err(QueueError::Unavailable("InternalError: said no".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_entry_sqs_did_not_mention_is_not_taken_as_deleted() {
+        let answers = batch_answers(2, &[ok("0")], &[]);
+        assert_eq!(answers[0], Ok(()));
+        assert!(matches!(&answers[1], Err(QueueError::Unavailable(text)) if text.contains("entry 1")));
     }
 }
