@@ -5,7 +5,12 @@ use gift_core::StoreError;
 /// Connection trouble (the database is down, restarting, out of connections, or the pool
 /// waited too long) is `Unavailable` and becomes a 503; anything else is a bug.
 pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
-    match &e {
+    store_error_of(&e)
+}
+
+/// [`store_error`] for an error that is still needed afterwards.
+pub(crate) fn store_error_of(e: &sqlx::Error) -> StoreError {
+    match e {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)

@@ -46,6 +46,24 @@ async fn postgres_store_conforms() {
     store::run_all(|| async { fresh_store(&url).await as Arc<dyn gift_core::ports::Store> }).await;
 }
 
+/// Creates waiting for one of two connections share statements: fewer transactions than
+/// rows (rows written by one statement share its transaction id, `xmin`), each create still
+/// answered on its own (the conformance suite checks the answers).
+#[tokio::test(flavor = "multi_thread")]
+async fn creates_waiting_for_a_connection_share_statements() {
+    use gift_core::ports::Store;
+    let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };
+    let options = fresh_database(&url).await;
+    let store = Arc::new(PgStore::new(options.clone(), PoolSettings { max_connections: 2, ..PoolSettings::default() }));
+    store::concurrent_creates_answer_each(store.clone()).await;
+    let mut conn = options.connect().await.expect("connect");
+    let (rows, transactions): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT xmin::text) FROM gifts").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(rows, 1 + 40 - 5 - 4, "the stored gift, then 40 creates less 5 taken codes and 4 of 5 sharing one");
+    assert!(transactions < rows / 2, "{rows} rows in {transactions} transactions");
+    store.ping().await.unwrap();
+}
+
 #[tokio::test]
 async fn migrations_are_idempotent() {
     let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };

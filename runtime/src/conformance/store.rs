@@ -221,6 +221,45 @@ pub async fn racing_batch_updates_win_each_gift_once(store: Arc<dyn Store>) {
     }
 }
 
+/// Many creates at once, more than a pool has connections: each gets its own answer. A
+/// code taken before, or by another create of the same moment, fails that create alone;
+/// every other gift is stored.
+pub async fn concurrent_creates_answer_each(store: Arc<dyn Store>) {
+    const CREATES: usize = 40;
+    let now = rt::now_utc();
+    let existing = created(&*store, now).await;
+    let shared = GiftCode::from_random(rt::random_u64());
+    let gifts: Vec<Gift> = (0..CREATES)
+        .map(|i| {
+            let mut gift = new_gift(now);
+            match i % 8 {
+                3 => gift.code = existing.code.clone(),
+                5 => gift.code = shared.clone(),
+                _ => {}
+            }
+            gift
+        })
+        .collect();
+    let answers = join_all(gifts.iter().map(|gift| {
+        let store = store.clone();
+        async move { store.insert_gift(gift).await }
+    }))
+    .await;
+    for (i, answer) in answers.iter().enumerate() {
+        match i % 8 {
+            3 => assert_eq!(answer, &Err(StoreError::CodeTaken), "create {i} reused a stored code"),
+            5 => assert!(matches!(answer, Ok(()) | Err(StoreError::CodeTaken)), "create {i}: {answer:?}"),
+            _ => assert_eq!(answer, &Ok(()), "create {i}"),
+        }
+    }
+    let shared_won = (0..CREATES).filter(|i| i % 8 == 5 && answers[*i].is_ok()).count();
+    assert_eq!(shared_won, 1, "one create of the shared code wins: {answers:?}");
+    let ids: Vec<GiftId> = gifts.iter().map(|g| g.id).collect();
+    for ((gift, answer), read) in gifts.iter().zip(&answers).zip(store.get_gifts(&ids).await.unwrap()) {
+        assert_eq!(read.as_ref(), answer.as_ref().ok().map(|()| gift), "stored exactly when answered Ok");
+    }
+}
+
 /// Racing sends: different keys queue the gift exactly once; the same key replays. Several
 /// rounds, because a race that is lost only sometimes must still be caught by the suite.
 pub async fn concurrent_sends_queue_once(store: Arc<dyn Store>) {
@@ -362,6 +401,7 @@ where
 {
     insert_then_get_round_trips(&*fresh().await).await;
     duplicate_code_is_code_taken(&*fresh().await).await;
+    concurrent_creates_answer_each(fresh().await).await;
     send_queues_replays_and_conflicts(&*fresh().await).await;
     terminal_gifts_replay_and_conflict(&*fresh().await).await;
     conditional_updates_move_only_queued(&*fresh().await).await;

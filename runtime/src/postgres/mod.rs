@@ -2,6 +2,7 @@
 //! one statement that locks the gift row (`SELECT … FOR UPDATE` in a CTE) and queues it;
 //! the worker's updates are conditional on `status = 'QUEUED'`.
 
+mod inserts;
 mod outbox;
 mod pool;
 
@@ -15,7 +16,8 @@ use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::sql::{is_code_violation, store_error};
+use crate::sql::store_error;
+use inserts::Inserts;
 use outbox::OutboxReaper;
 use pool::Pool;
 
@@ -36,6 +38,7 @@ impl Default for PoolSettings {
 
 pub struct PgStore {
     pool: Pool,
+    inserts: Inserts,
     outbox: OutboxReaper,
 }
 
@@ -45,7 +48,7 @@ impl PgStore {
     pub fn new(options: PgConnectOptions, settings: PoolSettings) -> Self {
         let options = options.options([("statement_timeout", format!("{}", settings.statement_timeout.as_millis()))]);
         let pool = Pool::new(options, settings.max_connections as usize, settings.acquire_timeout);
-        Self { outbox: OutboxReaper::new(pool.clone()), pool }
+        Self { inserts: Inserts::new(pool.clone()), outbox: OutboxReaper::new(pool.clone()), pool }
     }
 
     /// Applies the embedded migrations (sqlx holds an advisory lock, so concurrent starts are safe).
@@ -115,28 +118,7 @@ fn gift_from_row(row: &PgRow) -> Result<Gift, StoreError> {
 #[async_trait]
 impl Store for PgStore {
     async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError> {
-        let gift = gift.clone();
-        self.pool
-            .run(move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO gifts (id, code, amount, message, status, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(gift.id.as_uuid())
-                    .bind(gift.code.as_str())
-                    .bind(gift.amount.get())
-                    .bind(gift.message.as_ref().map(|m| m.as_str()))
-                    .bind(gift.status.as_str())
-                    .bind(gift.created_at)
-                    .bind(gift.updated_at)
-                    .execute(c)
-                    .await
-                })
-            })
-            .await
-            .map(|_| ())
-            .map_err(|e| if is_code_violation(&e) { StoreError::CodeTaken } else { store_error(e) })
+        self.inserts.insert(gift.clone()).await
     }
 
     async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError> {

@@ -89,18 +89,36 @@ impl Pool {
     {
         let pool = self.inner.clone();
         FinishOnDrop(Some(Box::pin(async move {
-            let mut conn = pool.get().await.map_err(pool_error)?;
-            let result = op(&mut conn).await;
-            if let Err(e) = &result {
-                if is_broken(e) {
-                    // Closed, not returned: the next borrower gets a fresh connection.
-                    drop(Object::take(conn));
-                }
-            }
-            result
+            let conn = pool.get().await.map_err(pool_error)?;
+            finish(conn, op).await
         })))
         .await
     }
+
+    /// [`Pool::run`] on a connection already borrowed with [`Pool::connection`]: `op` runs
+    /// to completion even if the returned future is dropped.
+    pub(crate) async fn run_on<T, F>(conn: Object<Connector>, op: F) -> Result<T, sqlx::Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> OpFuture<'c, T> + Send + 'static,
+    {
+        FinishOnDrop(Some(Box::pin(finish(conn, op)))).await
+    }
+}
+
+/// Runs `op` on `conn`, then returns the connection to the pool, or closes it if it saw a
+/// transport error: the next borrower gets a fresh one.
+async fn finish<T, F>(mut conn: Object<Connector>, op: F) -> Result<T, sqlx::Error>
+where
+    F: for<'c> FnOnce(&'c mut PgConnection) -> OpFuture<'c, T>,
+{
+    let result = op(&mut conn).await;
+    if let Err(e) = &result {
+        if is_broken(e) {
+            drop(Object::take(conn));
+        }
+    }
+    result
 }
 
 /// A boxed call that is polled in place and, if dropped before it is done, spawned to
