@@ -800,23 +800,28 @@ fn sigterm_drains_in_flight_requests_and_the_worker_batch() {
     // API: requests in flight at the signal.
     let lock = fx.lock_gifts("ACCESS EXCLUSIVE");
     let port: u16 = api.base.rsplit(':').next().unwrap().parse().unwrap();
-    let held: Vec<JoinHandle<(String, Result<Answer, String>)>> = (0..30)
-        .map(|i| {
-            let id = ids[i].clone();
-            std::thread::spawn(move || {
-                let client = Client::new(port);
-                if i < 20 {
-                    (
-                        format!("send {id}"),
-                        client.try_call("POST", &format!("/gifts/{id}/send"), Some(&format!("term-{i}")), None),
-                    )
-                } else {
-                    ("create".to_owned(), client.try_call("POST", "/gifts", None, Some(r#"{"amount": 7}"#)))
-                }
-            })
+    let request = |i: usize| {
+        let id = ids[i].clone();
+        std::thread::spawn(move || {
+            let client = Client::new(port);
+            if i < 20 {
+                (
+                    format!("send {id}"),
+                    client.try_call("POST", &format!("/gifts/{id}/send"), Some(&format!("term-{i}")), None),
+                )
+            } else {
+                ("create".to_owned(), client.try_call("POST", "/gifts", None, Some(r#"{"amount": 7}"#)))
+            }
         })
-        .collect();
-    wait_until("30 requests inside the API", Duration::from_secs(30), || fx.lock_waiters("") >= 30);
+    };
+    let mut held: Vec<JoinHandle<(String, Result<Answer, String>)>> = (0..20).map(request).collect();
+    wait_until("20 sends inside the API", Duration::from_secs(30), || fx.lock_waiters("") >= 20);
+    // One create at a time, each waiting on the lock before the next starts: creates that
+    // arrive together share one INSERT, which would leave nothing to count them by.
+    for i in 20..30 {
+        held.push(request(i));
+        wait_until("the create inside the API", Duration::from_secs(30), || fx.lock_waiters("") > i as i64);
+    }
     let signalled = Instant::now();
     api_proc.signal("TERM");
     assert!(api_proc.wait_exit(Duration::from_millis(500)).is_none(), "the API must wait for its in-flight requests");
