@@ -84,7 +84,7 @@ pub async fn handle_deliveries(
     }
 
     let ids: Vec<GiftId> = readable.iter().map(|(_, msg)| msg.gift_id).collect();
-    let gifts = match store.get_gifts(&ids).await {
+    let gifts = match store.get_gifts(&ids).await.and_then(|gifts| answered_each(&ids, gifts)) {
         Ok(gifts) => gifts,
         Err(e) => {
             for (i, msg) in &readable {
@@ -113,7 +113,7 @@ pub async fn handle_deliveries(
     }
     if !dispatched.is_empty() {
         let ids: Vec<GiftId> = dispatched.iter().map(|(_, msg)| msg.gift_id).collect();
-        match store.mark_sent_all(&ids, env.now()).await {
+        match store.mark_sent_all(&ids, env.now()).await.and_then(|won| answered_each(&ids, won)) {
             Ok(won) => {
                 for ((i, msg), won) in dispatched.iter().zip(won) {
                     let (gift_id, request_id) = (msg.gift_id, &msg.request_id);
@@ -187,6 +187,15 @@ async fn attempt(
             Err(e) => DeliveryOutcome::Error(e.to_string()),
         }
     })
+}
+
+/// A batch answer with one entry per id asked, or the store's contract is broken.
+fn answered_each<T>(ids: &[GiftId], answers: Vec<T>) -> Result<Vec<T>, crate::error::StoreError> {
+    if answers.len() == ids.len() {
+        Ok(answers)
+    } else {
+        Err(crate::error::StoreError::Other(format!("the store answered {} of {} gifts", answers.len(), ids.len())))
+    }
 }
 
 fn paired(deliveries: Vec<Delivery>, outcomes: Vec<Option<DeliveryOutcome>>) -> Vec<(Delivery, DeliveryOutcome)> {
