@@ -64,6 +64,54 @@ async fn creates_waiting_for_a_connection_share_statements() {
     store.ping().await.unwrap();
 }
 
+/// A create given up while its row waits for a connection takes the row back: no later
+/// statement inserts a gift whose create was abandoned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_given_up_while_queued_is_not_inserted_later() {
+    use gift_core::domain::{Amount, Gift, GiftCode, GiftId};
+    use gift_core::ports::Store;
+    use gift_runtime::rt;
+    let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };
+    let options = fresh_database(&url).await;
+    let store = Arc::new(PgStore::new(options.clone(), PoolSettings { max_connections: 1, ..PoolSettings::default() }));
+    let gift = || {
+        let id = GiftId::from_random(u128::from(rt::random_u64()) << 64 | u128::from(rt::random_u64()));
+        Gift::new(id, GiftCode::from_random(rt::random_u64()), Amount::try_from(100).unwrap(), None, rt::now_utc())
+    };
+    let (first, abandoned, later) = (gift(), gift(), gift());
+
+    // The pool's one connection waits on a lock with the first create's INSERT.
+    let mut holder = options.connect().await.unwrap();
+    let mut lock = holder.begin().await.unwrap();
+    sqlx::query("LOCK TABLE gifts IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+    let creating = tokio::spawn({
+        let (store, first) = (store.clone(), first.clone());
+        async move { store.insert_gift(&first).await }
+    });
+    let mut watcher = options.connect().await.unwrap();
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        rt::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let given_up = tokio::time::timeout(std::time::Duration::from_millis(300), store.insert_gift(&abandoned)).await;
+    assert!(given_up.is_err(), "the second create had no connection to finish with: {given_up:?}");
+    lock.rollback().await.unwrap();
+    creating.await.unwrap().unwrap();
+    store.insert_gift(&later).await.unwrap();
+    let stored: Vec<bool> =
+        store.get_gifts(&[first.id, abandoned.id, later.id]).await.unwrap().iter().map(Option::is_some).collect();
+    assert_eq!(stored, [true, false, true], "first, abandoned, later");
+}
+
 #[tokio::test]
 async fn migrations_are_idempotent() {
     let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };

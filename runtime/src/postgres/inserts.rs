@@ -14,7 +14,7 @@
 //! from its own statement had the failure been the database's; a row whose code is taken
 //! fails alone (`ON CONFLICT (code) DO NOTHING`).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use gift_core::domain::Gift;
 use gift_core::StoreError;
@@ -44,12 +44,12 @@ struct Queue {
 
 pub(crate) struct Inserts {
     pool: Pool,
-    queue: Arc<Mutex<Queue>>,
+    queue: Mutex<Queue>,
 }
 
 impl Inserts {
     pub(crate) fn new(pool: Pool) -> Self {
-        Self { pool, queue: Arc::default() }
+        Self { pool, queue: Mutex::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -57,7 +57,7 @@ impl Inserts {
     }
 
     pub(crate) async fn insert(&self, gift: Gift) -> Answer {
-        let (done, answer) = oneshot::channel();
+        let (done, mut answer) = oneshot::channel();
         let ticket = {
             let mut queue = self.lock();
             let ticket = queue.next_ticket;
@@ -66,7 +66,6 @@ impl Inserts {
             ticket
         };
         let mut guard = Withdraw { queue: &self.queue, ticket: Some(ticket) };
-        let mut answer = answer;
         // Waited for like any store call's connection, never given up half-way: a pool
         // whose connection attempts are abandoned keeps opening connections (a backend
         // each) and never grows.
