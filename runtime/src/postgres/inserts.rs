@@ -52,14 +52,10 @@ impl Inserts {
         Self { pool, queue: Mutex::default() }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        lock(&self.queue)
-    }
-
     pub(crate) async fn insert(&self, gift: Gift) -> Answer {
         let (done, mut answer) = oneshot::channel();
         let ticket = {
-            let mut queue = self.lock();
+            let mut queue = lock(&self.queue);
             let ticket = queue.next_ticket;
             queue.next_ticket += 1;
             queue.rows.push(Queued { ticket, gift, done });
@@ -87,7 +83,7 @@ impl Inserts {
         // This create's own row first (if no one took it meanwhile), so it never waits for
         // an answer that no one is about to give; then the oldest of the others.
         let rows: Vec<Queued> = {
-            let mut queue = self.lock();
+            let mut queue = lock(&self.queue);
             let mut rows = Vec::new();
             if let Some(at) = queue.rows.iter().position(|q| q.ticket == ticket) {
                 rows.push(queue.rows.remove(at));

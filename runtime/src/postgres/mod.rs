@@ -89,11 +89,18 @@ impl PgStore {
     }
 }
 
-const GIFT_BY_ID: &str =
-    "SELECT id, code, amount, message, status, last_error, created_at, updated_at FROM gifts WHERE id = $1";
+/// A query for the gift columns [`gift_from_row`] reads, with the given condition.
+macro_rules! select_gifts_where {
+    ($condition:literal) => {
+        concat!(
+            "SELECT id, code, amount, message, status, last_error, created_at, updated_at FROM gifts WHERE ",
+            $condition
+        )
+    };
+}
 
-const GIFTS_BY_IDS: &str =
-    "SELECT id, code, amount, message, status, last_error, created_at, updated_at FROM gifts WHERE id = ANY($1)";
+const GIFT_BY_ID: &str = select_gifts_where!("id = $1");
+const GIFTS_BY_IDS: &str = select_gifts_where!("id = ANY($1)");
 
 fn gift_from_row(row: &PgRow) -> Result<Gift, StoreError> {
     let bad = |e: gift_core::domain::ParseError| StoreError::Other(format!("bad row: {e}"));

@@ -1,5 +1,6 @@
-//! The connection pool: deadpool over sqlx `PgConnection`s, and the one way the store uses
-//! it, [`Pool::run`].
+//! The connection pool: deadpool over sqlx `PgConnection`s, and the way the store uses it:
+//! [`Pool::run`], or [`Pool::connection`] then [`Pool::run_on`] where a caller must decide
+//! what to run only once it holds a connection (the shared inserts).
 //!
 //! Why not `sqlx::PgPool`: it pings every connection when it lends it and again when it
 //! takes it back, a full round trip each time, which tripled the round trips of a
@@ -71,7 +72,8 @@ impl Pool {
         Self { inner }
     }
 
-    /// A connection for work that runs once at start (migrations); store operations use [`Pool::run`].
+    /// A connection of one's own: for migrations, and for [`Pool::run_on`]. Store operations
+    /// otherwise use [`Pool::run`].
     pub(crate) async fn connection(&self) -> Result<Object<Connector>, sqlx::Error> {
         self.inner.get().await.map_err(pool_error)
     }
