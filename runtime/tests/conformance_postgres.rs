@@ -46,21 +46,49 @@ async fn postgres_store_conforms() {
     store::run_all(|| async { fresh_store(&url).await as Arc<dyn gift_core::ports::Store> }).await;
 }
 
+/// A store on a fresh database whose pool has two connections, so that calls queue for them.
+async fn two_connection_store(url: &str) -> (Arc<PgStore>, PgConnectOptions) {
+    let options = fresh_database(url).await;
+    let store = Arc::new(PgStore::new(options.clone(), PoolSettings { max_connections: 2, ..PoolSettings::default() }));
+    (store, options)
+}
+
+/// Rows of `table` and the transactions that wrote them (rows written by one statement share
+/// its transaction id, `xmin`).
+async fn rows_and_transactions(options: &PgConnectOptions, table: &str) -> (i64, i64) {
+    let mut conn = options.connect().await.expect("connect");
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT count(*), count(DISTINCT xmin::text) FROM {table}")))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
 /// Creates waiting for one of two connections share statements: fewer transactions than
-/// rows (rows written by one statement share its transaction id, `xmin`), each create still
-/// answered on its own (the conformance suite checks the answers).
+/// rows, each create still answered on its own (the conformance suite checks the answers).
 #[tokio::test(flavor = "multi_thread")]
 async fn creates_waiting_for_a_connection_share_statements() {
     use gift_core::ports::Store;
     let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };
-    let options = fresh_database(&url).await;
-    let store = Arc::new(PgStore::new(options.clone(), PoolSettings { max_connections: 2, ..PoolSettings::default() }));
+    let (store, options) = two_connection_store(&url).await;
     store::concurrent_creates_answer_each(store.clone()).await;
-    let mut conn = options.connect().await.expect("connect");
-    let (rows, transactions): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT xmin::text) FROM gifts").fetch_one(&mut conn).await.unwrap();
+    let (rows, transactions) = rows_and_transactions(&options, "gifts").await;
     assert_eq!(rows, 1 + 40 - 5 - 4, "the stored gift, then 40 creates less 5 taken codes and 4 of 5 sharing one");
     assert!(transactions < rows / 2, "{rows} rows in {transactions} transactions");
+    store.ping().await.unwrap();
+}
+
+/// Sends of different gifts waiting for one of two connections share statements: fewer
+/// transactions than send requests, each send still answered on its own (the conformance
+/// test checks the answers and that each gift was queued once).
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_waiting_for_a_connection_share_statements() {
+    use gift_core::ports::Store;
+    let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };
+    let (store, options) = two_connection_store(&url).await;
+    store::concurrent_sends_answer_each(store.clone()).await;
+    let (rows, transactions) = rows_and_transactions(&options, "send_requests").await;
+    assert_eq!(rows, 1 + 16, "the sent gift's request, then one per gift");
+    assert!(transactions <= rows / 2, "{rows} send requests in {transactions} transactions");
     store.ping().await.unwrap();
 }
 

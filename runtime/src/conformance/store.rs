@@ -290,6 +290,68 @@ pub async fn concurrent_sends_queue_once(store: Arc<dyn Store>) {
     }
 }
 
+/// Many sends at once over many gifts, more than a pool has connections: each is answered
+/// as if it had run alone. Per gift three sends (a key twice, another key once) queue it
+/// exactly once, with one outbox row for the winning key; the winner's key replays, the
+/// other conflicts. A gift that does not exist is not found; a sent gift replays its own
+/// key and conflicts on a new one.
+pub async fn concurrent_sends_answer_each(store: Arc<dyn Store>) {
+    const GIFTS: usize = 16;
+    let now = rt::now_utc();
+    let mut gifts = Vec::new();
+    for _ in 0..GIFTS {
+        gifts.push(created(&*store, now).await);
+    }
+    let sent = created(&*store, now).await;
+    store.request_send(&cmd(&sent, "old", now)).await.unwrap();
+    assert!(store.mark_sent(sent.id, now).await.unwrap());
+    let unknown = new_gift(now);
+
+    let mut sends: Vec<(Gift, &str)> = Vec::new();
+    for (gift, k) in [(&sent, "old"), (&unknown, "a"), (&sent, "new")] {
+        sends.push((gift.clone(), k));
+    }
+    for round in ["a", "a", "b"] {
+        for gift in &gifts {
+            sends.push((gift.clone(), round));
+        }
+    }
+    let decisions = join_all(sends.iter().map(|(gift, k)| {
+        let store = store.clone();
+        let c = cmd(gift, k, now);
+        async move { store.request_send(&c).await.unwrap() }
+    }))
+    .await;
+
+    assert_eq!(decisions[0], SendDecision::Replay(accepted(&sent, "old")), "the sent gift's own key");
+    assert_eq!(decisions[1], SendDecision::NotFound, "no such gift");
+    assert_eq!(decisions[2], SendDecision::Conflict(Status::Sent), "a new key on a sent gift");
+    let due_at = now + chrono::Duration::seconds(3600);
+    for gift in &gifts {
+        let mine: Vec<(&str, &SendDecision)> =
+            sends.iter().zip(&decisions).filter(|((g, _), _)| g.id == gift.id).map(|((_, k), d)| (*k, d)).collect();
+        let winners: Vec<&str> =
+            mine.iter().filter(|(_, d)| matches!(d, SendDecision::Queued(_))).map(|(k, _)| *k).collect();
+        let [winner] = winners.as_slice() else { panic!("{:?} queued by {winners:?}: {mine:?}", gift.id) };
+        for (k, decision) in &mine {
+            match decision {
+                SendDecision::Queued(body) => assert_eq!(body, &accepted(gift, k)),
+                SendDecision::Replay(body) => {
+                    assert_eq!((*k, body), (*winner, &accepted(gift, k)), "a replay of the winning key only")
+                }
+                other => {
+                    assert_eq!(other, &&SendDecision::Conflict(Status::Queued));
+                    assert_ne!(k, winner, "the winning key conflicted: {mine:?}");
+                }
+            }
+        }
+        assert_eq!(status_of(&*store, gift).await, Status::Queued);
+        let outbox = due_for(&*store, gift, due_at).await;
+        assert_eq!(outbox, vec![OutboxEntry { gift_id: gift.id, request_id: key(winner) }], "one outbox row");
+    }
+    assert_eq!(store.get_gift(unknown.id).await.unwrap(), None);
+}
+
 /// The outbox row is written with the send, becomes due at its time, and goes on removal.
 pub async fn outbox_follows_the_send(store: &dyn Store) {
     let now = rt::now_utc();
@@ -408,6 +470,7 @@ where
     batch_reads_and_updates_answer_in_order(&*fresh().await).await;
     racing_batch_updates_win_each_gift_once(fresh().await).await;
     concurrent_sends_queue_once(fresh().await).await;
+    concurrent_sends_answer_each(fresh().await).await;
     outbox_follows_the_send(&*fresh().await).await;
     parallel_outbox_removals_all_land(fresh().await).await;
     rearm_finds_only_stale_queued(&*fresh().await).await;

@@ -1,15 +1,18 @@
 //! The production store on PostgreSQL (sqlx over a deadpool pool, see [`pool`]). A send is
 //! one statement that locks the gift row (`SELECT … FOR UPDATE` in a CTE) and queues it;
-//! the worker's updates are conditional on `status = 'QUEUED'`.
+//! the worker's updates are conditional on `status = 'QUEUED'`. Creates ([`inserts`]) and
+//! sends ([`sends`]) that wait for a connection share statements ([`shared`]).
 
 mod inserts;
 mod outbox;
 mod pool;
+mod sends;
+mod shared;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, SendAccepted, Status, Timestamp};
+use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, Status, Timestamp};
 use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
 use gift_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgRow};
@@ -17,9 +20,11 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::sql::store_error;
-use inserts::Inserts;
+use inserts::InsertGifts;
 use outbox::OutboxReaper;
 use pool::Pool;
+use sends::RequestSends;
+use shared::Shared;
 
 /// Pool sizing and waiting; a full pool answers 503 after `acquire_timeout` instead of queueing forever.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +43,8 @@ impl Default for PoolSettings {
 
 pub struct PgStore {
     pool: Pool,
-    inserts: Inserts,
+    inserts: Shared<InsertGifts>,
+    sends: Shared<RequestSends>,
     outbox: OutboxReaper,
 }
 
@@ -48,7 +54,12 @@ impl PgStore {
     pub fn new(options: PgConnectOptions, settings: PoolSettings) -> Self {
         let options = options.options([("statement_timeout", format!("{}", settings.statement_timeout.as_millis()))]);
         let pool = Pool::new(options, settings.max_connections as usize, settings.acquire_timeout);
-        Self { inserts: Inserts::new(pool.clone()), outbox: OutboxReaper::new(pool.clone()), pool }
+        Self {
+            inserts: Shared::new(pool.clone()),
+            sends: Shared::new(pool.clone()),
+            outbox: OutboxReaper::new(pool.clone()),
+            pool,
+        }
     }
 
     /// Applies the embedded migrations (sqlx holds an advisory lock, so concurrent starts are safe).
@@ -125,7 +136,7 @@ fn gift_from_row(row: &PgRow) -> Result<Gift, StoreError> {
 #[async_trait]
 impl Store for PgStore {
     async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError> {
-        self.inserts.insert(gift.clone()).await
+        self.inserts.call(gift.clone()).await
     }
 
     async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError> {
@@ -182,57 +193,7 @@ impl Store for PgStore {
     }
 
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
-        let cmd = cmd.clone();
-        let accepted = SendAccepted { gift_id: cmd.gift_id, status: Status::Queued, request_id: cmd.key.clone() };
-        let (status, seen) = self
-            .pool
-            .run(move |c| {
-                Box::pin(async move {
-                    // One statement, so one round trip and one implicit transaction. A racing
-                    // send waits on the row lock and then sees the row as the winner left it
-                    // (QUEUED), so only one of them inserts.
-                    let status: Option<String> = sqlx::query_scalar(
-                        "WITH target AS (SELECT id, status FROM gifts WHERE id = $1 FOR UPDATE), \
-                              request AS (INSERT INTO send_requests (gift_id, request_id, created_at) \
-                                          SELECT id, $2, $3 FROM target WHERE status = 'CREATED'), \
-                              outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at) \
-                                          SELECT id, $2, $4 FROM target WHERE status = 'CREATED'), \
-                              queued AS (UPDATE gifts g SET status = 'QUEUED', updated_at = $3 FROM target t \
-                                         WHERE g.id = t.id AND t.status = 'CREATED') \
-                         SELECT status FROM target",
-                    )
-                    .bind(cmd.gift_id.as_uuid())
-                    .bind(cmd.key.as_str())
-                    .bind(cmd.now)
-                    .bind(cmd.outbox_available_at)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                    let Some(status) = status else { return Ok((None, false)) };
-                    if status == Status::Created.as_str() {
-                        return Ok((Some(status), false));
-                    }
-                    // Replay or conflict. This must be a statement of its own: the one above
-                    // reads send_requests in the snapshot it took before it waited for the
-                    // lock, so it would miss the request of the send it waited for.
-                    let seen: bool = sqlx::query_scalar(
-                        "SELECT EXISTS (SELECT 1 FROM send_requests WHERE gift_id = $1 AND request_id = $2)",
-                    )
-                    .bind(cmd.gift_id.as_uuid())
-                    .bind(cmd.key.as_str())
-                    .fetch_one(c)
-                    .await?;
-                    Ok((Some(status), seen))
-                })
-            })
-            .await
-            .map_err(store_error)?;
-        let Some(status) = status else { return Ok(SendDecision::NotFound) };
-        let status = Status::parse(&status).map_err(|e| StoreError::Other(e.0))?;
-        Ok(match status {
-            Status::Created => SendDecision::Queued(accepted),
-            _ if seen => SendDecision::Replay(accepted),
-            other => SendDecision::Conflict(other),
-        })
+        self.sends.call(cmd.clone()).await
     }
 
     async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError> {

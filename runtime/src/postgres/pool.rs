@@ -1,6 +1,6 @@
 //! The connection pool: deadpool over sqlx `PgConnection`s, and the way the store uses it:
 //! [`Pool::run`], or [`Pool::connection`] then [`Pool::run_on`] where a caller must decide
-//! what to run only once it holds a connection (the shared inserts).
+//! what to run only once it holds a connection (the shared statements).
 //!
 //! Why not `sqlx::PgPool`: it pings every connection when it lends it and again when it
 //! takes it back, a full round trip each time, which tripled the round trips of a

@@ -1,0 +1,127 @@
+//! Sends share statements ([`shared`](super::shared)), one per gift: a send alone runs the
+//! one-gift statement, several the same statement over arrays. Either way each gift is
+//! locked (`FOR UPDATE`) and, if it is CREATED, gets its send request and outbox row and
+//! becomes QUEUED, all in one statement and so one transaction.
+//!
+//! Two sends for the same gift never share a statement ([`Statement::clash`]): the second
+//! must see what the first did, which a statement's rows do not see of each other. Several
+//! gifts' rows are locked in id order, as the worker's batch update locks them, so racing
+//! statements wait for each other instead of deadlocking.
+
+use std::collections::HashMap;
+
+use gift_core::domain::{SendAccepted, Status};
+use gift_core::ports::{SendCommand, SendDecision};
+use gift_core::StoreError;
+use sqlx::postgres::PgConnection;
+use uuid::Uuid;
+
+use super::pool::OpFuture;
+use super::shared::{Answer, Statement};
+
+/// Accepting sends: CREATED → QUEUED with the send request and the outbox row.
+pub(crate) struct RequestSends;
+
+impl Statement for RequestSends {
+    type Item = SendCommand;
+    type Output = SendDecision;
+
+    const MAX_ITEMS: usize = 64;
+
+    fn clash(a: &SendCommand, b: &SendCommand) -> bool {
+        a.gift_id == b.gift_id
+    }
+
+    fn run<'c>(c: &'c mut PgConnection, cmds: &'c [SendCommand]) -> OpFuture<'c, Vec<Answer<SendDecision>>> {
+        Box::pin(async move {
+            let statuses = if let [cmd] = cmds { vec![send_one(c, cmd).await?] } else { send_many(c, cmds).await? };
+            // Replay or conflict, for the gifts that were not CREATED. This must be a
+            // statement of its own: the one above reads send_requests in the snapshot it took
+            // before it waited for the locks, so it would miss the request of a send it
+            // waited for.
+            let settled: Vec<&SendCommand> = cmds
+                .iter()
+                .zip(&statuses)
+                .filter(|(_, s)| matches!(s, Some(s) if s != "CREATED"))
+                .map(|(c, _)| c)
+                .collect();
+            let seen = if settled.is_empty() { Vec::new() } else { seen_requests(c, &settled).await? };
+            Ok(cmds
+                .iter()
+                .zip(statuses)
+                .map(|(cmd, status)| {
+                    let accepted =
+                        || SendAccepted { gift_id: cmd.gift_id, status: Status::Queued, request_id: cmd.key.clone() };
+                    let Some(status) = status else { return Ok(SendDecision::NotFound) };
+                    Ok(match Status::parse(&status).map_err(|e| StoreError::Other(e.0))? {
+                        Status::Created => SendDecision::Queued(accepted()),
+                        _ if seen.contains(&(cmd.gift_id.as_uuid(), cmd.key.as_str().to_owned())) => {
+                            SendDecision::Replay(accepted())
+                        }
+                        other => SendDecision::Conflict(other),
+                    })
+                })
+                .collect())
+        })
+    }
+}
+
+/// The gift's status as the send found it (CREATED: it queued the gift), or `None` for no gift.
+async fn send_one(c: &mut PgConnection, cmd: &SendCommand) -> Result<Option<String>, sqlx::Error> {
+    // A racing send waits on the row lock and then sees the row as the winner left it
+    // (QUEUED), so only one of them inserts.
+    sqlx::query_scalar(
+        "WITH target AS (SELECT id, status FROM gifts WHERE id = $1 FOR UPDATE), \
+              request AS (INSERT INTO send_requests (gift_id, request_id, created_at) \
+                          SELECT id, $2, $3 FROM target WHERE status = 'CREATED'), \
+              outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at) \
+                          SELECT id, $2, $4 FROM target WHERE status = 'CREATED'), \
+              queued AS (UPDATE gifts g SET status = 'QUEUED', updated_at = $3 FROM target t \
+                         WHERE g.id = t.id AND t.status = 'CREATED') \
+         SELECT status FROM target",
+    )
+    .bind(cmd.gift_id.as_uuid())
+    .bind(cmd.key.as_str())
+    .bind(cmd.now)
+    .bind(cmd.outbox_available_at)
+    .fetch_optional(c)
+    .await
+}
+
+/// [`send_one`] for sends of different gifts, answered in order.
+async fn send_many(c: &mut PgConnection, cmds: &[SendCommand]) -> Result<Vec<Option<String>>, sqlx::Error> {
+    let found: HashMap<Uuid, String> = sqlx::query_as(
+        "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
+                        AS i(gift_id, request_id, now, available_at)), \
+              target AS (SELECT id, status FROM gifts WHERE id = ANY($1) ORDER BY id FOR UPDATE), \
+              fresh AS (SELECT i.* FROM input i JOIN target t ON t.id = i.gift_id WHERE t.status = 'CREATED'), \
+              request AS (INSERT INTO send_requests (gift_id, request_id, created_at) \
+                          SELECT gift_id, request_id, now FROM fresh), \
+              outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at) \
+                          SELECT gift_id, request_id, available_at FROM fresh), \
+              queued AS (UPDATE gifts g SET status = 'QUEUED', updated_at = f.now FROM fresh f \
+                         WHERE g.id = f.gift_id) \
+         SELECT id, status FROM target",
+    )
+    .bind(cmds.iter().map(|c| c.gift_id.as_uuid()).collect::<Vec<_>>())
+    .bind(cmds.iter().map(|c| c.key.as_str().to_owned()).collect::<Vec<_>>())
+    .bind(cmds.iter().map(|c| c.now).collect::<Vec<_>>())
+    .bind(cmds.iter().map(|c| c.outbox_available_at).collect::<Vec<_>>())
+    .fetch_all(c)
+    .await?
+    .into_iter()
+    .collect();
+    Ok(cmds.iter().map(|cmd| found.get(&cmd.gift_id.as_uuid()).cloned()).collect())
+}
+
+/// Which of `cmds` have their `(gift, key)` among the accepted send requests.
+async fn seen_requests(c: &mut PgConnection, cmds: &[&SendCommand]) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT gift_id, request_id FROM send_requests \
+         WHERE (gift_id, request_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))",
+    )
+    .bind(cmds.iter().map(|c| c.gift_id.as_uuid()).collect::<Vec<_>>())
+    .bind(cmds.iter().map(|c| c.key.as_str().to_owned()).collect::<Vec<_>>())
+    .fetch_all(c)
+    .await
+}
