@@ -814,13 +814,13 @@ fn sigterm_drains_in_flight_requests_and_the_worker_batch() {
             }
         })
     };
-    let mut held: Vec<JoinHandle<(String, Result<Answer, String>)>> = (0..20).map(request).collect();
-    wait_until("20 sends inside the API", Duration::from_secs(30), || fx.lock_waiters("") >= 20);
-    // One create at a time, each waiting on the lock before the next starts: creates that
-    // arrive together share one INSERT, which would leave nothing to count them by.
-    for i in 20..30 {
+    // One request at a time, each waiting on the lock before the next starts: sends or
+    // creates that arrive together share one statement, which would leave nothing to count
+    // them by.
+    let mut held: Vec<JoinHandle<(String, Result<Answer, String>)>> = Vec::new();
+    for i in 0..30 {
         held.push(request(i));
-        wait_until("the create inside the API", Duration::from_secs(30), || fx.lock_waiters("") > i as i64);
+        wait_until("the request inside the API", Duration::from_secs(30), || fx.lock_waiters("") > i as i64);
     }
     let signalled = Instant::now();
     api_proc.signal("TERM");
