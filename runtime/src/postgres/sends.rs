@@ -5,8 +5,11 @@
 //!
 //! Two sends for the same gift never share a statement ([`Statement::clash`]): the second
 //! must see what the first did, which a statement's rows do not see of each other. Several
-//! gifts' rows are locked in id order, as the worker's batch update locks them, so racing
-//! statements wait for each other instead of deadlocking.
+//! gifts' rows are locked in id order, so racing batches of sends wait for each other
+//! instead of deadlocking. The worker's batch update locks in whatever order its plan visits
+//! the rows; it only touches QUEUED gifts, which a send only locks to replay or refuse, and
+//! should the two still deadlock, PostgreSQL fails one statement: a 503 the client retries
+//! with its key, or a batch the queue delivers again.
 
 use std::collections::HashMap;
 
