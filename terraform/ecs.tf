@@ -51,8 +51,10 @@ locals {
     MAX_RECEIVES          = tostring(var.max_receives) # same variable as the redrive maxReceiveCount
     RELAY_INTERVAL_MS     = tostring(var.relay_interval_ms)
     STALE_QUEUED_SECONDS  = tostring(var.stale_queued_seconds)
-    HEARTBEAT_FILE        = var.heartbeat_file
-    TOKIO_WORKER_THREADS  = tostring(max(1, floor(var.worker_cpu / 1024)))
+    # The worker renews a slow send's message to this; it must be the queue's own.
+    VISIBILITY_TIMEOUT_SECONDS = tostring(var.sqs_visibility_timeout_seconds)
+    HEARTBEAT_FILE             = var.heartbeat_file
+    TOKIO_WORKER_THREADS       = tostring(max(1, floor(var.worker_cpu / 1024)))
   }
 
   # Injected by the ECS agent (execution role) from Secrets Manager.

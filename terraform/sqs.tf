@@ -17,8 +17,7 @@ resource "aws_sqs_queue" "main" {
   name = "${local.name}-send"
 
   # Processing one message takes milliseconds; 60 s is far above the worst case
-  # (DB acquire timeout + statements) so a message is never processed twice
-  # concurrently because its visibility ran out mid-flight.
+  # (DB acquire timeout + statements), and the worker renews it while a send runs.
   visibility_timeout_seconds = var.sqs_visibility_timeout_seconds
   receive_wait_time_seconds  = var.worker_wait_seconds
   message_retention_seconds  = 345600 # 4 days
@@ -33,6 +32,12 @@ resource "aws_sqs_queue" "main" {
     precondition {
       condition     = var.sqs_visibility_timeout_seconds > var.retry_backoff_seconds
       error_message = "sqs_visibility_timeout_seconds must exceed retry_backoff_seconds."
+    }
+    # The worker refuses to start otherwise: a re-arm inside the retry window would
+    # publish duplicates of messages still being retried.
+    precondition {
+      condition     = var.stale_queued_seconds > var.max_receives * (var.sqs_visibility_timeout_seconds + var.retry_backoff_seconds) && var.stale_queued_seconds <= 604800
+      error_message = "stale_queued_seconds must exceed max_receives × (sqs_visibility_timeout_seconds + retry_backoff_seconds) and be at most 7 days."
     }
   }
 }

@@ -95,10 +95,19 @@ pub struct WorkerArgs {
     #[arg(long, env = "RELAY_INTERVAL_MS", default_value_t = 1_000)]
     pub relay_interval_ms: u64,
     /// A QUEUED gift untouched this long is assumed to have lost its message and is
-    /// re-published (seconds); keep it above the whole retry window.
+    /// re-published (seconds). It must exceed the retry window (MAX_RECEIVES × (visibility
+    /// timeout + backoff)) and be at most 7 days.
     #[arg(long, env = "STALE_QUEUED_SECONDS", default_value_t = 900)]
     pub stale_queued_seconds: u64,
+    /// The queue's visibility timeout (seconds): how long a received message stays hidden.
+    /// The worker renews it while a pseudo-send runs; `gift-local` configures its embedded
+    /// queue with it; on AWS it must equal the SQS queue's setting.
+    #[arg(long, env = "VISIBILITY_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    pub visibility_timeout_seconds: u64,
 }
+
+/// The longest `STALE_QUEUED_SECONDS` accepted.
+const STALE_QUEUED_MAX_SECONDS: u64 = 7 * 24 * 3600;
 
 impl WorkerArgs {
     pub fn worker_config(&self) -> gift_core::worker::WorkerConfig {
@@ -110,15 +119,26 @@ impl WorkerArgs {
                 max_receives: self.max_receives,
                 backoff: Duration::from_secs(self.retry_backoff_seconds),
             },
+            visibility_timeout: Duration::from_secs(self.visibility_timeout_seconds),
         }
     }
 
-    pub fn relay_config(&self) -> gift_core::relay::RelayConfig {
-        gift_core::relay::RelayConfig {
+    /// The relay's settings; refuses a `STALE_QUEUED_SECONDS` that would re-arm gifts still
+    /// being retried (duplicate messages for healthy sends) or never re-arm at all.
+    pub fn relay_config(&self) -> Result<gift_core::relay::RelayConfig, String> {
+        let retry_window =
+            u64::from(self.max_receives).saturating_mul(self.visibility_timeout_seconds + self.retry_backoff_seconds);
+        let stale = self.stale_queued_seconds;
+        if stale <= retry_window || stale > STALE_QUEUED_MAX_SECONDS {
+            return Err(format!(
+                "STALE_QUEUED_SECONDS={stale} must exceed the retry window MAX_RECEIVES × (VISIBILITY_TIMEOUT_SECONDS + RETRY_BACKOFF_SECONDS) = {retry_window} s and be at most {STALE_QUEUED_MAX_SECONDS} s"
+            ));
+        }
+        Ok(gift_core::relay::RelayConfig {
             interval: Duration::from_millis(self.relay_interval_ms),
             batch: 100,
-            stale_after: Duration::from_secs(self.stale_queued_seconds),
-        }
+            stale_after: Duration::from_secs(stale),
+        })
     }
 }
 
@@ -222,10 +242,6 @@ pub struct LocalConfig {
     /// The embedded database file (store and queue); created if missing.
     #[arg(long, env = "DATA_FILE", default_value = "gift-data.sqlite")]
     pub data_file: PathBuf,
-    /// Embedded queue visibility timeout (seconds): how long a message taken by a worker
-    /// that died stays hidden.
-    #[arg(long, env = "VISIBILITY_TIMEOUT_SECONDS", default_value_t = 30)]
-    pub visibility_timeout_seconds: u64,
     #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]
@@ -310,5 +326,28 @@ mod tests {
     fn zero_runtime_threads_is_refused_naming_the_variable() {
         let err = WithRuntime::try_parse_from(["test", "--tokio-worker-threads", "0"]).unwrap_err().to_string();
         assert!(err.contains("TOKIO_WORKER_THREADS"), "{err}");
+    }
+
+    #[derive(Debug, Parser)]
+    struct WithWorker {
+        #[command(flatten)]
+        worker: WorkerArgs,
+    }
+
+    fn relay(args: &[&str]) -> Result<gift_core::relay::RelayConfig, String> {
+        let parsed = WithWorker::try_parse_from(std::iter::once("test").chain(args.iter().copied())).unwrap();
+        parsed.worker.relay_config()
+    }
+
+    #[test]
+    fn stale_queued_seconds_outside_its_range_is_refused_with_the_reason() {
+        assert_eq!(relay(&[]).unwrap().stale_after, Duration::from_secs(900));
+        for bad in ["0", "175", "604801", "18446744073709551615"] {
+            let err = relay(&["--stale-queued-seconds", bad]).unwrap_err();
+            assert!(err.contains("STALE_QUEUED_SECONDS") && err.contains("retry window"), "{bad}: {err}");
+        }
+        assert!(relay(&["--stale-queued-seconds", "176"]).is_ok());
+        // The window follows the other settings: 5 × (60 + 5) = 325.
+        assert!(relay(&["--stale-queued-seconds", "300", "--visibility-timeout-seconds", "60"]).is_err());
     }
 }

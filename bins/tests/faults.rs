@@ -128,6 +128,7 @@ impl Fixture {
         let mut env = self.common();
         env.push(("SEND_FAILURE_RATE", "0.2".into()));
         env.push(("RETRY_BACKOFF_SECONDS", "1".into()));
+        env.push(("VISIBILITY_TIMEOUT_SECONDS", "5".into())); // the fixture queue's
         env.push(("WORKER_WAIT_SECONDS", "1".into()));
         env.push(("RELAY_INTERVAL_MS", "200".into()));
         env.push(("HEARTBEAT_FILE", self.scratch.join(format!("{}.heartbeat", free_port())).display().to_string()));
@@ -643,9 +644,9 @@ fn postgres_stopped_under_load_fails_fast_and_recovers_without_restart() {
     let fx = Fixture::new("pgdown", &pg.admin_url(), &sqs, None);
     let acquire_ms = 1000;
     let (mut api_proc, api) = fx.api(&[("DB_ACQUIRE_TIMEOUT_MS", acquire_ms.to_string())]);
-    // Stale re-arm above the retry window (5 × 1 s + 5 s visibility): the backstop for a
-    // message whose last receive fell inside the outage.
-    let mut worker = fx.worker(&[("STALE_QUEUED_SECONDS", "20".into())]);
+    // Stale re-arm just above the retry window (5 × (5 s visibility + 1 s backoff)): the
+    // backstop for a message whose last receive fell inside the outage.
+    let mut worker = fx.worker(&[("STALE_QUEUED_SECONDS", "31".into())]);
     let port = api.base.rsplit(':').next().unwrap().parse().unwrap();
     let load = Load::start(port, 4, Duration::from_millis(100), "pgdown");
     wait_until("some sends before the outage", Duration::from_secs(20), || {
@@ -888,7 +889,8 @@ fn sigterm_drains_in_flight_requests_and_the_worker_batch() {
 
 // --- 5. two workers and the relay racing -------------------------------------------------------
 
-/// Two workers (each with its relay, passes every 25 ms, stale re-arm after 2 s) are running
+/// Two workers (each with its relay, passes every 25 ms, stale re-arm after 6 s — just over
+/// the retry window of 1 s visibility and no backoff) are running
 /// while sends arrive; the API leaves its outbox rows due at once (PUBLISH_GRACE_MS=0), so
 /// both relays race the API's own publish, and every third gift gets two extra messages by
 /// hand, one of them after it finished. Half the pseudo-sends fail, so retries, FAILED
@@ -900,7 +902,9 @@ fn two_workers_and_racing_relays_send_each_gift_at_most_once() {
     let (_api, api) = fx.api(&[("PUBLISH_GRACE_MS", "0".into())]);
     let racing = [
         ("RELAY_INTERVAL_MS", "25".to_owned()),
-        ("STALE_QUEUED_SECONDS", "2".to_owned()),
+        ("STALE_QUEUED_SECONDS", "6".to_owned()),
+        ("VISIBILITY_TIMEOUT_SECONDS", "1".to_owned()),
+        ("RETRY_BACKOFF_SECONDS", "0".to_owned()),
         ("SEND_FAILURE_RATE", "0.5".to_owned()),
     ];
     let (w1, w2) = (fx.worker(&racing), fx.worker(&racing));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::future::{select, Either};
 
-use crate::domain::SendMessage;
+use crate::domain::{SendMessage, Timestamp};
 use crate::error::AppError;
 use crate::service::Deps;
 
@@ -38,10 +38,31 @@ pub struct RelayPass {
 }
 
 /// One pass: publish due outbox rows (removing each once published), then re-arm stale
-/// QUEUED gifts so the next pass publishes them.
+/// QUEUED gifts so the next pass publishes them. The re-arm runs even when the outbox
+/// part failed: a store that cannot list the outbox may still re-arm, and a pass that
+/// skipped it would leave lost messages lost for as long as the outbox keeps failing.
 pub async fn relay_once(deps: &Deps, config: RelayConfig) -> Result<RelayPass, AppError> {
     let now = deps.env.now();
     let mut pass = RelayPass::default();
+    let published = publish_due(deps, config, now, &mut pass).await;
+    // A stale_after too long to subtract means nothing is ever stale.
+    let stale_before = chrono::Duration::from_std(config.stale_after).ok().and_then(|d| now.checked_sub_signed(d));
+    let rearmed = match stale_before {
+        Some(before) => deps.store.rearm_stale(before, now, config.batch).await,
+        None => Ok(0),
+    };
+    if let Ok(n) = rearmed {
+        pass.rearmed = n;
+        if n > 0 {
+            tracing::warn!(count = n, error_code = "STALE_QUEUED", "re-armed QUEUED gifts whose message was lost");
+        }
+    }
+    published?;
+    rearmed?;
+    Ok(pass)
+}
+
+async fn publish_due(deps: &Deps, config: RelayConfig, now: Timestamp, pass: &mut RelayPass) -> Result<(), AppError> {
     for entry in deps.store.outbox_due(now, config.batch).await? {
         let body = SendMessage { gift_id: entry.gift_id, request_id: entry.request_id.clone() }.to_body();
         match deps.queue.publish(&body).await {
@@ -58,16 +79,7 @@ pub async fn relay_once(deps: &Deps, config: RelayConfig) -> Result<RelayPass, A
             }
         }
     }
-    let stale_before = now - chrono::Duration::from_std(config.stale_after).unwrap_or_default();
-    pass.rearmed = deps.store.rearm_stale(stale_before, now, config.batch).await?;
-    if pass.rearmed > 0 {
-        tracing::warn!(
-            count = pass.rearmed,
-            error_code = "STALE_QUEUED",
-            "re-armed QUEUED gifts whose message was lost"
-        );
-    }
-    Ok(pass)
+    Ok(())
 }
 
 /// Runs relay passes until `shutdown` resolves; `observe` hears of each completed pass.

@@ -11,7 +11,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::QueueError;
 use crate::ports::Delivery;
-use crate::service::{handle_deliveries, DeliveryOutcome, Deps, RetryPolicy};
+use crate::service::{handle_deliveries, BatchTerms, DeliveryOutcome, Deps, InFlight, RetryPolicy};
 
 /// What [`run_worker`] reports to its observer.
 #[derive(Debug)]
@@ -32,6 +32,10 @@ pub struct WorkerConfig {
     /// Pause after a failed receive so an outage is not hammered.
     pub error_pause: Duration,
     pub retry: RetryPolicy,
+    /// The queue's visibility timeout: how long a received message stays hidden from other
+    /// workers. A batch in hand renews it (a heartbeat) so no other worker takes its
+    /// messages while their pseudo-sends run.
+    pub visibility_timeout: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -41,6 +45,7 @@ impl Default for WorkerConfig {
             wait: Duration::from_secs(20),
             error_pause: Duration::from_secs(1),
             retry: RetryPolicy::default(),
+            visibility_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -54,9 +59,11 @@ enum Wake {
     Handled(Vec<(Delivery, DeliveryOutcome)>),
 }
 
-/// Runs until `shutdown` resolves. A receive in progress is abandoned at shutdown (its
-/// messages, if any, reappear after their visibility timeout); deliveries in hand are
-/// finished, so no message is left half-handled by a clean stop.
+/// Runs until `shutdown` resolves. At shutdown no new receive starts, but the one in
+/// progress is awaited (at most its long-poll `wait`) and its messages handled: the queue
+/// has already counted that receive, so dropping it would spend one of each message's
+/// five receives and hide it for a visibility timeout. Deliveries in hand are finished, so
+/// no message is left half-handled by a clean stop.
 ///
 /// A received batch is handled as one (its deliveries' sends run concurrently, its store
 /// work is shared), and the next receive starts while it is in hand, so the queue's
@@ -72,9 +79,11 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let mut shutdown = Box::pin(shutdown);
+    let in_flight = InFlight::default();
     let handle = |deliveries: Vec<Delivery>| {
-        let deps = &deps;
-        handle_deliveries(&*deps.store, &*deps.queue, &*deps.env, &*deps.dispatcher, config.retry, deliveries)
+        let terms =
+            BatchTerms { retry: config.retry, visibility: config.visibility_timeout, received_at: deps.env.now() };
+        handle_deliveries(&deps, terms, &in_flight, deliveries)
     };
     let mut in_hand = FuturesUnordered::new();
     let mut receiving: Option<Receiving<'_>> = None;
@@ -85,7 +94,7 @@ pub async fn run_worker(
             observe(WorkerEvent::Turn);
             receiving = Some(Box::pin(deps.queue.receive(config.batch_size, config.wait)));
         }
-        if stopping && in_hand.is_empty() {
+        if stopping && in_hand.is_empty() && receiving.is_none() {
             break;
         }
         let wake = poll_fn(|cx| {
@@ -102,15 +111,16 @@ pub async fn run_worker(
         })
         .await;
         match wake {
-            Wake::Stop => {
-                stopping = true;
-                receiving = None;
-            }
+            Wake::Stop => stopping = true,
             Wake::Received(Ok(deliveries)) => {
                 receiving = None;
                 if !deliveries.is_empty() {
                     in_hand.push(handle(deliveries));
                 }
+            }
+            Wake::Received(Err(e)) if stopping => {
+                tracing::error!(error_code = "RECEIVE_FAILED", error_message = %e, "receive failed while stopping");
+                receiving = None;
             }
             Wake::Received(Err(e)) => {
                 tracing::error!(error_code = "RECEIVE_FAILED", error_message = %e, "receive failed");

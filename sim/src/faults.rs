@@ -1,5 +1,6 @@
 //! The simulated world's side of each port: the in-memory models wrapped with fault
-//! injection and history recording, plus the test-only mutants.
+//! injection and with the recording of every call. Each node gets its own wrappers (over
+//! the one shared model), so the history says who asked what.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,17 +8,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, SendMessage, Status, Timestamp};
+use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendMessage, Status, Timestamp};
 use gift_core::ports::{Delivery, Dispatcher, OutboxEntry, Queue, Receipt, SendCommand, SendDecision, Store};
 use gift_core::{QueueError, StoreError};
 use gift_runtime::memory::{MemoryQueue, MemoryStore};
 use gift_runtime::rt;
 use madsim::rand::{thread_rng, Rng};
 
-use crate::history::{Event, History};
-use crate::world::{FaultRates, Mutant, World};
+use crate::history::{Decision, Event, History, StoreCall};
+use crate::world::{FaultRates, World};
 
-/// What every wrapper shares: the history, the fault rates, and the switch that heals.
+/// What every wrapper shares: the history, the fault rates, the switch that heals, and
+/// the name of the node whose calls these are.
 #[derive(Clone)]
 pub struct Ctx {
     pub history: History,
@@ -25,6 +27,7 @@ pub struct Ctx {
     latency_max_ms: u64,
     faults_on: Arc<AtomicBool>,
     start: rt::Instant,
+    node: Arc<str>,
 }
 
 impl Ctx {
@@ -35,7 +38,17 @@ impl Ctx {
             latency_max_ms: world.latency_max_ms,
             faults_on: Arc::new(AtomicBool::new(true)),
             start: rt::now_instant(),
+            node: Arc::from("main"),
         }
+    }
+
+    /// The same world, for the calls of `node`.
+    pub fn on(&self, node: &str) -> Self {
+        Self { node: Arc::from(node), ..self.clone() }
+    }
+
+    pub fn node(&self) -> String {
+        self.node.to_string()
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -79,17 +92,17 @@ fn unavailable(what: &str) -> StoreError {
     StoreError::Unavailable(format!("injected: {what}"))
 }
 
-/// The store model with database faults: errors before the write, timeouts, and commits
-/// whose success the caller never learns.
+/// The store model with database faults: errors before the call, timeouts, and commits
+/// whose answer the caller never hears. Every call that reaches the model is recorded
+/// with the model's answer, right where the model answered (its methods never yield).
 pub struct FaultyStore {
     inner: Arc<MemoryStore>,
     ctx: Ctx,
-    mutant: Option<Mutant>,
 }
 
 impl FaultyStore {
-    pub fn new(inner: Arc<MemoryStore>, ctx: Ctx, mutant: Option<Mutant>) -> Self {
-        Self { inner, ctx, mutant }
+    pub fn new(inner: Arc<MemoryStore>, ctx: Ctx) -> Self {
+        Self { inner, ctx }
     }
 
     async fn before(&self) -> Result<(), StoreError> {
@@ -104,23 +117,32 @@ impl FaultyStore {
         Ok(())
     }
 
-    /// After a write was applied: maybe the acknowledgement is lost.
-    fn after<T>(&self, value: T) -> Result<T, StoreError> {
-        if self.ctx.fire(self.ctx.rates.db_ambiguous_commit, "db_ambiguous_commit") {
+    /// Records `call` as the model answered it; for a write, the answer may then be lost.
+    fn answered<T>(&self, call: StoreCall, write: bool, answer: Result<T, StoreError>) -> Result<T, StoreError> {
+        let lost = write && answer.is_ok() && self.ctx.fire(self.ctx.rates.db_ambiguous_commit, "db_ambiguous_commit");
+        self.ctx.record(Event::Store { node: self.ctx.node(), call, heard: !lost });
+        if lost {
             Err(unavailable("connection lost during commit"))
         } else {
-            Ok(value)
+            answer
         }
     }
+}
 
-    fn status(&self, id: GiftId) -> Option<Status> {
-        self.inner.gift(id).map(|g| g.status)
+fn decision(d: &Result<SendDecision, StoreError>) -> Decision {
+    match d {
+        Ok(SendDecision::Queued(_)) => Decision::Queued,
+        Ok(SendDecision::Replay(_)) => Decision::Replay,
+        Ok(SendDecision::Conflict(s)) => Decision::Conflict(*s),
+        Ok(SendDecision::NotFound) => Decision::NotFound,
+        Err(_) => Decision::Error,
     }
+}
 
-    fn transition(&self, gift: GiftId, from: Option<Status>, applied: bool, to: Status) {
-        if let (true, Some(from)) = (applied, from) {
-            self.ctx.record(Event::Transition { gift, from, to });
-        }
+fn statuses(ids: &[GiftId], gifts: &Result<Vec<Option<Gift>>, StoreError>) -> Vec<(GiftId, Option<Status>)> {
+    match gifts {
+        Ok(gifts) => ids.iter().zip(gifts).map(|(id, g)| (*id, g.as_ref().map(|g| g.status))).collect(),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -128,78 +150,71 @@ impl FaultyStore {
 impl Store for FaultyStore {
     async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError> {
         self.before().await?;
-        self.inner.insert_gift(gift).await?;
-        self.after(())
+        let r = self.inner.insert_gift(gift).await;
+        self.answered(StoreCall::Insert { gift: gift.id, applied: r.is_ok() }, true, r)
     }
 
     async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError> {
         self.before().await?;
-        self.inner.get_gift(id).await
+        let r = self.inner.get_gift(id).await;
+        let status = r.as_ref().ok().and_then(|g| g.as_ref().map(|g| g.status));
+        self.answered(StoreCall::Read { gifts: vec![(id, status)] }, false, r)
+    }
+
+    async fn get_gifts(&self, ids: &[GiftId]) -> Result<Vec<Option<Gift>>, StoreError> {
+        self.before().await?;
+        let r = self.inner.get_gifts(ids).await;
+        self.answered(StoreCall::Read { gifts: statuses(ids, &r) }, false, r)
     }
 
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
         self.before().await?;
-        let seen_before = self.status(cmd.gift_id);
-        if self.mutant == Some(Mutant::UnlockedSend) {
-            // The broken variant reads, then writes later without holding a lock.
-            rt::sleep(Duration::from_millis(thread_rng().gen_range(0..=50))).await;
-        }
-        let decision = self.inner.request_send(cmd).await?;
-        if let SendDecision::Queued(_) = &decision {
-            self.transition(cmd.gift_id, Some(Status::Created), true, Status::Queued);
-        }
-        let decision = match (self.mutant, seen_before, decision) {
-            (Some(Mutant::UnlockedSend), Some(Status::Created), SendDecision::Conflict(Status::Queued)) => {
-                // Lost update: it saw CREATED, so it believes its own write queued the gift.
-                SendDecision::Queued(SendAccepted {
-                    gift_id: cmd.gift_id,
-                    status: Status::Queued,
-                    request_id: cmd.key.clone(),
-                })
-            }
-            (_, _, d) => d,
-        };
-        self.after(decision)
+        let r = self.inner.request_send(cmd).await;
+        let call = StoreCall::RequestSend { gift: cmd.gift_id, key: cmd.key.to_string(), decision: decision(&r) };
+        self.answered(call, true, r)
     }
 
     async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError> {
         self.before().await?;
-        let from = self.status(id);
-        let applied = if self.mutant == Some(Mutant::UnconditionalSent) {
-            self.inner.force_status(id, Status::Sent, None, now)
-        } else {
-            self.inner.mark_sent(id, now).await?
-        };
-        self.transition(id, from, applied, Status::Sent);
-        self.after(applied)
+        let r = self.inner.mark_sent(id, now).await;
+        let won = *r.as_ref().unwrap_or(&false);
+        self.answered(StoreCall::MarkSent { gifts: vec![(id, won)] }, true, r)
+    }
+
+    async fn mark_sent_all(&self, ids: &[GiftId], now: Timestamp) -> Result<Vec<bool>, StoreError> {
+        self.before().await?;
+        let r = self.inner.mark_sent_all(ids, now).await;
+        let won = r.as_ref().map(|w| ids.iter().copied().zip(w.iter().copied()).collect()).unwrap_or_default();
+        self.answered(StoreCall::MarkSent { gifts: won }, true, r)
     }
 
     async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError> {
         self.before().await?;
-        let from = self.status(id);
-        let applied = self.inner.mark_failed(id, error, now).await?;
-        self.transition(id, from, applied, Status::Failed);
-        self.after(applied)
+        let r = self.inner.mark_failed(id, error, now).await;
+        let applied = *r.as_ref().unwrap_or(&false);
+        self.answered(StoreCall::MarkFailed { gift: id, applied }, true, r)
     }
 
     async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         self.before().await?;
-        self.inner.outbox_due(now, limit).await
+        let r = self.inner.outbox_due(now, limit).await;
+        let entries = r.as_ref().map_or(0, Vec::len);
+        self.answered(StoreCall::OutboxDue { entries }, false, r)
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         self.before().await?;
-        self.inner.outbox_remove(entry).await?;
-        self.after(())
+        let r = self.inner.outbox_remove(entry).await;
+        let call = StoreCall::OutboxRemove { gift: entry.gift_id, key: entry.request_id.to_string() };
+        self.answered(call, true, r)
     }
 
     async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
         self.before().await?;
-        let n = self.inner.rearm_stale(stale_before, now, limit).await?;
-        for _ in 0..n {
-            self.ctx.history.count("stale_rearmed");
-        }
-        self.after(n)
+        let r = self.inner.rearm_stale(stale_before, now, limit).await;
+        let count = *r.as_ref().unwrap_or(&0);
+        self.ctx.history.count_n("stale_rearmed", u64::from(count));
+        self.answered(StoreCall::Rearm { count }, true, r)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -209,16 +224,15 @@ impl Store for FaultyStore {
 
 /// The queue model with SQS's failure modes: publishes that fail, time out, or succeed but
 /// report failure; duplicate deliveries; receives SQS counted but nobody saw; failing
-/// receives, deletes and visibility changes.
+/// receives, deletes and visibility changes. Every change to a message is recorded.
 pub struct FaultyQueue {
     inner: Arc<MemoryQueue>,
     ctx: Ctx,
-    /// Message id → receipt currently held by a worker, to notice two holders at once.
-    held: Mutex<BTreeMap<String, String>>,
-}
-
-fn message_id(receipt: &str) -> String {
-    receipt.split(':').next().unwrap_or_default().to_owned()
+    /// Message → receipt currently held by a worker (shared by every node's wrapper), to
+    /// notice two holders at once.
+    held: Arc<Mutex<BTreeMap<u64, Receipt>>>,
+    /// Dead letters already recorded (shared: concurrent receives see the same ones).
+    dead_noted: Arc<Mutex<usize>>,
 }
 
 fn gift_of(body: &str) -> Option<SendMessage> {
@@ -227,28 +241,51 @@ fn gift_of(body: &str) -> Option<SendMessage> {
 
 impl FaultyQueue {
     pub fn new(inner: Arc<MemoryQueue>, ctx: Ctx) -> Self {
-        Self { inner, ctx, held: Mutex::new(BTreeMap::new()) }
+        Self { inner, ctx, held: Arc::default(), dead_noted: Arc::default() }
     }
 
-    async fn apply_publish(&self, body: &str) {
-        self.inner.publish(body).await.expect("the model's publish cannot fail");
-        if let Some(m) = gift_of(body) {
-            self.ctx.record(Event::Published { gift: m.gift_id, key: m.request_id.to_string() });
+    /// The same queue, for the calls of `node`.
+    pub fn on(&self, node: &str) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            ctx: self.ctx.on(node),
+            held: self.held.clone(),
+            dead_noted: self.dead_noted.clone(),
         }
     }
 
-    fn note_dead_letters(&self, before: usize) {
-        for body in self.inner.dead_letters().into_iter().skip(before) {
+    fn apply_publish(&self, body: &str) {
+        let msg = self.inner.enqueue(body);
+        if let Some(m) = gift_of(body) {
+            let (gift, key) = (m.gift_id, m.request_id.to_string());
+            self.ctx.record(Event::Published { node: self.ctx.node(), msg, gift, key });
+        }
+    }
+
+    fn note_dead_letters(&self) {
+        let mut noted = self.dead_noted.lock().unwrap_or_else(|p| p.into_inner());
+        let dead = self.inner.dead_lettered();
+        let before = std::mem::replace(&mut *noted, dead.len());
+        for (msg, body) in dead.into_iter().skip(before) {
             if let Some(m) = gift_of(&body) {
-                self.ctx.record(Event::DeadLettered { gift: m.gift_id });
+                self.ctx.record(Event::DeadLettered { msg, gift: m.gift_id });
             }
         }
     }
 
-    fn release(&self, receipt: &Receipt) {
+    fn note_received(&self, d: &Delivery, seen: bool) -> Option<u64> {
+        let msg = MemoryQueue::message_of(&d.receipt)?;
+        if let Some(m) = gift_of(&d.body) {
+            let (node, gift, key) = (self.ctx.node(), m.gift_id, m.request_id.to_string());
+            self.ctx.record(Event::Received { node, msg, gift, key, receive_count: d.receive_count, seen });
+        }
+        Some(msg)
+    }
+
+    fn release(&self, msg: u64, receipt: &Receipt) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if held.get(&message_id(&receipt.0)) == Some(&receipt.0) {
-            held.remove(&message_id(&receipt.0));
+        if held.get(&msg) == Some(receipt) {
+            held.remove(&msg);
         }
     }
 }
@@ -269,13 +306,13 @@ impl Queue for FaultyQueue {
             self.ctx.timeout().await;
             // A timed-out request may or may not have reached SQS.
             if thread_rng().gen_bool(0.5) {
-                self.apply_publish(body).await;
+                self.apply_publish(body);
             }
             return Err(queue_down("SendMessage timed out"));
         }
-        self.apply_publish(body).await;
+        self.apply_publish(body);
         if self.ctx.fire(r.duplicate_delivery, "duplicate_delivery") {
-            self.apply_publish(body).await;
+            self.apply_publish(body);
         }
         if self.ctx.fire(r.publish_lie, "publish_lie") {
             return Err(queue_down("SendMessage succeeded but the response was lost"));
@@ -289,23 +326,19 @@ impl Queue for FaultyQueue {
             rt::sleep(Duration::from_millis(100)).await;
             return Err(queue_down("ReceiveMessage failed"));
         }
-        let dead_before = self.inner.dead_letters().len();
         if self.ctx.fire(r.unseen_receive, "unseen_receive") {
             for d in self.inner.receive(1, Duration::ZERO).await? {
-                if let Some(m) = gift_of(&d.body) {
-                    self.ctx.record(Event::Received { gift: m.gift_id, receive_count: d.receive_count, seen: false });
-                }
+                self.note_received(&d, false);
             }
         }
         let batch = self.inner.receive(max, wait).await?;
-        self.note_dead_letters(dead_before);
+        self.note_dead_letters();
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         for d in &batch {
-            if held.insert(message_id(&d.receipt.0), d.receipt.0.clone()).is_some() {
-                self.ctx.history.count("two_workers_hold_one_message");
-            }
-            if let Some(m) = gift_of(&d.body) {
-                self.ctx.record(Event::Received { gift: m.gift_id, receive_count: d.receive_count, seen: true });
+            if let Some(msg) = self.note_received(d, true) {
+                if held.insert(msg, d.receipt.clone()).is_some() {
+                    self.ctx.history.count("two_workers_hold_one_message");
+                }
             }
         }
         Ok(batch)
@@ -316,8 +349,12 @@ impl Queue for FaultyQueue {
         if self.ctx.fire(self.ctx.rates.ack_error, "delete_error") {
             return Err(queue_down("DeleteMessage failed"));
         }
-        self.release(receipt);
-        self.inner.delete(receipt).await
+        let r = self.inner.delete(receipt).await;
+        if let (Ok(()), Some(msg)) = (&r, MemoryQueue::message_of(receipt)) {
+            self.release(msg, receipt);
+            self.ctx.record(Event::Deleted { node: self.ctx.node(), msg });
+        }
+        r
     }
 
     async fn set_visibility(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
@@ -325,8 +362,15 @@ impl Queue for FaultyQueue {
         if self.ctx.fire(self.ctx.rates.ack_error, "visibility_error") {
             return Err(queue_down("ChangeMessageVisibility failed"));
         }
-        self.release(receipt);
-        self.inner.set_visibility(receipt, delay).await
+        let r = self.inner.set_visibility(receipt, delay).await;
+        if let Some(msg) = MemoryQueue::message_of(receipt) {
+            if r.is_ok() {
+                self.release(msg, receipt);
+            }
+            let (node, delay_ms) = (self.ctx.node(), delay.as_millis() as u64);
+            self.ctx.record(Event::Visibility { node, msg, delay_ms, applied: r.is_ok() });
+        }
+        r
     }
 
     async fn ping(&self) -> Result<(), QueueError> {
@@ -335,8 +379,10 @@ impl Queue for FaultyQueue {
 }
 
 /// The real pseudo-send, slowed down at random (so visibility timeouts expire mid-work)
-/// and recorded. `in_progress` counts deliveries past their dispatch and not yet handled
-/// on this node; the worker observer brings it back down.
+/// and recorded from its start to its outcome. A pseudo-send whose future is dropped (its
+/// node killed, its lease run out) records no outcome: it did not happen. `in_progress`
+/// counts deliveries past their dispatch and not yet handled on this node; the worker
+/// observer brings it back down.
 pub struct RecordingDispatcher {
     pub inner: Arc<dyn Dispatcher>,
     pub ctx: Ctx,
@@ -349,9 +395,19 @@ pub struct RecordingDispatcher {
 impl Dispatcher for RecordingDispatcher {
     async fn dispatch(&self, gift: &Gift, request_id: &IdempotencyKey, receive_count: u32) -> Result<(), String> {
         self.in_progress.fetch_add(1, Ordering::SeqCst);
+        let (node, attempt) = (self.ctx.node(), self.ctx.history.next_attempt());
+        let (key, status) = (request_id.to_string(), gift.status);
+        self.ctx.record(Event::DispatchStarted {
+            node: node.clone(),
+            attempt,
+            gift: gift.id,
+            key,
+            receive_count,
+            status,
+        });
         self.ctx.lag(self.latency_max_ms).await;
         let result = self.inner.dispatch(gift, request_id, receive_count).await;
-        self.ctx.record(Event::Dispatched { gift: gift.id, receive_count, ok: result.is_ok() });
+        self.ctx.record(Event::Dispatched { node, attempt, gift: gift.id, ok: result.is_ok() });
         result
     }
 }

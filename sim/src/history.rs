@@ -1,5 +1,7 @@
-//! The recorded history of one simulated run: what clients asked and heard, what the store
-//! wrote, what the queue delivered, what the worker attempted. The checker reads only this.
+//! The recorded history of one simulated run: what the service *did*, as seen from outside
+//! its deciding code — every client answer, every store call as asked and as answered,
+//! every message's life on the queue, every pseudo-send from its start to its outcome.
+//! The checker reads only this.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,11 +16,22 @@ pub struct Entry {
     pub event: Event,
 }
 
+/// A queue message, by the queue's own id.
+pub type MsgId = u64;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A client got 201 for a new gift.
+    /// A client got 201 for a new gift it asked for with `amount` and `message`.
     Created {
         gift: GiftId,
+        amount: i64,
+        message: Option<String>,
+    },
+    /// A client read its gift back (`GET /gifts/{id}`).
+    Fetched {
+        gift: GiftId,
+        code: u16,
+        body: String,
     },
     /// A client got an HTTP answer to a send request.
     SendAnswered {
@@ -32,39 +45,69 @@ pub enum Event {
         gift: GiftId,
         key: String,
     },
-    /// The store applied a status change.
-    Transition {
-        gift: GiftId,
-        from: Status,
-        to: Status,
+    /// A store call that reached the store: what `node` asked, what the store answered,
+    /// and whether the caller heard that answer (`false`: the answer was lost in transit).
+    Store {
+        node: String,
+        call: StoreCall,
+        heard: bool,
     },
-    /// A message for the gift reached the queue.
+    /// A message reached the queue.
     Published {
+        node: String,
+        msg: MsgId,
         gift: GiftId,
         key: String,
     },
     /// The queue handed out a message; `seen` is false for a receive that SQS counted but
     /// no worker got.
     Received {
+        node: String,
+        msg: MsgId,
         gift: GiftId,
+        key: String,
         receive_count: u32,
         seen: bool,
     },
+    /// A worker asked for a message's visibility to change; `applied` is the queue's answer.
+    Visibility {
+        node: String,
+        msg: MsgId,
+        delay_ms: u64,
+        applied: bool,
+    },
+    /// A worker deleted a message.
+    Deleted {
+        node: String,
+        msg: MsgId,
+    },
     /// The queue moved a message to the dead-letter queue.
     DeadLettered {
+        msg: MsgId,
         gift: GiftId,
     },
-    /// The worker ran the pseudo-send.
-    Dispatched {
+    /// A worker began a pseudo-send of `gift` (whose status it had read as `status`) for
+    /// the message with `key`, on what it says is that message's `receive_count`-th receive.
+    DispatchStarted {
+        node: String,
+        attempt: u64,
         gift: GiftId,
+        key: String,
         receive_count: u32,
+        status: Status,
+    },
+    /// The pseudo-send `attempt` finished.
+    Dispatched {
+        node: String,
+        attempt: u64,
+        gift: GiftId,
         ok: bool,
     },
     /// The worker finished handling a delivery.
     Handled {
-        gift: Option<GiftId>,
         node: String,
-        outcome: String,
+        gift: Option<GiftId>,
+        outcome: Outcome,
     },
     /// A fault fired.
     Fault {
@@ -77,46 +120,183 @@ pub enum Event {
         node: String,
     },
     Phase {
-        name: &'static str,
+        phase: Phase,
     },
+}
+
+/// A store call and the store's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreCall {
+    /// `insert_gift`; `applied` false when the store refused it.
+    Insert {
+        gift: GiftId,
+        applied: bool,
+    },
+    /// `get_gift` or `get_gifts`: each gift asked with the status read (`None`: unknown).
+    Read {
+        gifts: Vec<(GiftId, Option<Status>)>,
+    },
+    /// The send transaction.
+    RequestSend {
+        gift: GiftId,
+        key: String,
+        decision: Decision,
+    },
+    /// `mark_sent` or `mark_sent_all`: each gift asked with whether it moved to SENT.
+    MarkSent {
+        gifts: Vec<(GiftId, bool)>,
+    },
+    MarkFailed {
+        gift: GiftId,
+        applied: bool,
+    },
+    OutboxDue {
+        entries: usize,
+    },
+    OutboxRemove {
+        gift: GiftId,
+        key: String,
+    },
+    Rearm {
+        count: u32,
+    },
+}
+
+/// The send transaction's decision, as the store answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Queued,
+    Replay,
+    Conflict(Status),
+    NotFound,
+    /// The store answered an error.
+    Error,
+}
+
+/// What the worker reported for one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Sent,
+    LostRace,
+    Duplicate,
+    RetryLater,
+    Failed,
+    Poison,
+    Error,
+}
+
+impl From<&gift_core::service::DeliveryOutcome> for Outcome {
+    fn from(o: &gift_core::service::DeliveryOutcome) -> Self {
+        use gift_core::service::DeliveryOutcome as D;
+        match o {
+            D::Sent => Outcome::Sent,
+            D::LostRace => Outcome::LostRace,
+            D::Duplicate => Outcome::Duplicate,
+            D::RetryLater => Outcome::RetryLater,
+            D::Failed => Outcome::Failed,
+            D::Poison(_) => Outcome::Poison,
+            D::Error(_) => Outcome::Error,
+        }
+    }
+}
+
+/// The phases of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Faults on, nemesis on.
+    Safety,
+    /// Every fault healed and every node restarted: from here the run must quiesce.
+    Healed,
+    /// The clients did not finish within the liveness deadline.
+    ClientsUnfinished,
+    /// No gift is QUEUED any more (or the deadline passed).
+    End,
+}
+
+fn short(g: &GiftId) -> String {
+    g.to_string()[..8].to_owned()
+}
+
+/// A key as printed in the trace: long keys are cut so a line stays readable.
+fn key_text(key: &str) -> String {
+    if key.len() > 24 {
+        format!("{}…({})", &key[..16], key.len())
+    } else {
+        key.to_owned()
+    }
+}
+
+impl fmt::Display for StoreCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |items: Vec<String>| items.join(",");
+        match self {
+            StoreCall::Insert { gift, applied } => write!(f, "insert {} -> {applied}", short(gift)),
+            StoreCall::Read { gifts } => write!(
+                f,
+                "read {}",
+                list(gifts.iter().map(|(g, s)| format!("{}={}", short(g), s.map_or("none", Status::as_str))).collect())
+            ),
+            StoreCall::RequestSend { gift, key, decision } => {
+                write!(f, "request_send {} key={} -> {decision:?}", short(gift), key_text(key))
+            }
+            StoreCall::MarkSent { gifts } => {
+                write!(f, "mark_sent {}", list(gifts.iter().map(|(g, won)| format!("{}={won}", short(g))).collect()))
+            }
+            StoreCall::MarkFailed { gift, applied } => write!(f, "mark_failed {} -> {applied}", short(gift)),
+            StoreCall::OutboxDue { entries } => write!(f, "outbox_due -> {entries}"),
+            StoreCall::OutboxRemove { gift, key } => write!(f, "outbox_remove {} key={}", short(gift), key_text(key)),
+            StoreCall::Rearm { count } => write!(f, "rearm_stale -> {count}"),
+        }
+    }
 }
 
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:>9} ", self.at_ms)?;
-        let short = |g: &GiftId| g.to_string()[..8].to_owned();
         match &self.event {
-            Event::Created { gift } => write!(f, "client   created {}", short(gift)),
+            Event::Created { gift, amount, message } => write!(
+                f,
+                "client   created {} amount={amount} message={}",
+                short(gift),
+                message.as_ref().map_or("none".to_owned(), |m| format!("{} chars", m.chars().count()))
+            ),
+            Event::Fetched { gift, code, .. } => write!(f, "client   get {} -> {code}", short(gift)),
             Event::SendAnswered { gift, key, code, body } => {
-                write!(f, "client   send {} key={key} -> {code} {body}", short(gift))
+                write!(f, "client   send {} key={} -> {code} {body}", short(gift), key_text(key))
             }
-            Event::SendLost { gift, key } => write!(f, "client   send {} key={key} -> (no answer)", short(gift)),
-            Event::Transition { gift, from, to } => write!(f, "store    {} {from} -> {to}", short(gift)),
-            Event::Published { gift, key } => write!(f, "queue    publish {} key={key}", short(gift)),
-            Event::Received { gift, receive_count, seen } => {
-                write!(
-                    f,
-                    "queue    receive {} count={receive_count}{}",
-                    short(gift),
-                    if *seen { "" } else { " (unseen)" }
-                )
+            Event::SendLost { gift, key } => {
+                write!(f, "client   send {} key={} -> (no answer)", short(gift), key_text(key))
             }
-            Event::DeadLettered { gift } => write!(f, "queue    dead-letter {}", short(gift)),
-            Event::Dispatched { gift, receive_count, ok } => {
-                write!(
-                    f,
-                    "worker   dispatch {} count={receive_count} {}",
-                    short(gift),
-                    if *ok { "ok" } else { "FAILED" }
-                )
+            Event::Store { node, call, heard } => {
+                write!(f, "{node:<8} store {call}{}", if *heard { "" } else { " (answer lost)" })
             }
-            Event::Handled { gift, node, outcome } => {
-                write!(f, "{node:<8} handled {} {outcome}", gift.as_ref().map(short).unwrap_or_else(|| "?".into()))
+            Event::Published { node, msg, gift, key } => {
+                write!(f, "{node:<8} publish m{msg} {} key={}", short(gift), key_text(key))
+            }
+            Event::Received { node, msg, gift, receive_count, seen, .. } => write!(
+                f,
+                "{node:<8} receive m{msg} {} count={receive_count}{}",
+                short(gift),
+                if *seen { "" } else { " (unseen)" }
+            ),
+            Event::Visibility { node, msg, delay_ms, applied } => {
+                write!(f, "{node:<8} visibility m{msg} +{delay_ms}ms{}", if *applied { "" } else { " (refused)" })
+            }
+            Event::Deleted { node, msg } => write!(f, "{node:<8} delete m{msg}"),
+            Event::DeadLettered { msg, gift } => write!(f, "queue    dead-letter m{msg} {}", short(gift)),
+            Event::DispatchStarted { node, attempt, gift, receive_count, status, .. } => {
+                write!(f, "{node:<8} pseudo-send #{attempt} {} count={receive_count} (read {status})", short(gift))
+            }
+            Event::Dispatched { node, attempt, gift, ok } => {
+                write!(f, "{node:<8} pseudo-send #{attempt} {} {}", short(gift), if *ok { "ok" } else { "FAILED" })
+            }
+            Event::Handled { node, gift, outcome } => {
+                write!(f, "{node:<8} handled {} {outcome:?}", gift.as_ref().map(short).unwrap_or_else(|| "?".into()))
             }
             Event::Fault { kind } => write!(f, "fault    {kind}"),
             Event::Killed { node } => write!(f, "nemesis  kill {node}"),
             Event::Restarted { node } => write!(f, "nemesis  restart {node}"),
-            Event::Phase { name } => write!(f, "phase    {name}"),
+            Event::Phase { phase } => write!(f, "phase    {phase:?}"),
         }
     }
 }
@@ -132,6 +312,7 @@ struct Inner {
     world: String,
     entries: Vec<Entry>,
     counts: BTreeMap<&'static str, u64>,
+    next_attempt: u64,
 }
 
 impl History {
@@ -156,9 +337,20 @@ impl History {
         inner.entries.push(Entry { at_ms, event });
     }
 
+    /// A fresh number for a pseudo-send, linking its start to its outcome.
+    pub fn next_attempt(&self) -> u64 {
+        let mut inner = self.lock();
+        inner.next_attempt += 1;
+        inner.next_attempt
+    }
+
     /// Counts an interesting event without recording it in the trace.
     pub fn count(&self, what: &'static str) {
-        *self.lock().counts.entry(what).or_default() += 1;
+        self.count_n(what, 1);
+    }
+
+    pub fn count_n(&self, what: &'static str, n: u64) {
+        *self.lock().counts.entry(what).or_default() += n;
     }
 
     pub fn entries(&self) -> Vec<Entry> {

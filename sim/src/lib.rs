@@ -3,14 +3,17 @@
 //! # Layout
 //!
 //! - [`world`]: what a seed draws — node counts, clients, the failure rate, each fault's
-//!   rate — and the test-only [`world::Mutant`]s that prove the checker bites.
-//! - `faults` (madsim only): the store and queue models wrapped with fault injection and
-//!   history recording.
+//!   rate — and the liveness bound it implies.
+//! - [`workload`]: the amounts, messages and keys clients send, of every legal shape.
+//! - `faults` (madsim only): the store and queue models wrapped, per node, with fault
+//!   injection and the recording of every call.
 //! - `scenario` (madsim only): one seed — api, worker and relay nodes running the real
 //!   router and loops; clients; the nemesis that kills and restarts nodes; the safety
 //!   phase, then the liveness phase that heals and runs to quiescence.
-//! - [`history`]: the recorded events, the readable trace and its hash.
-//! - [`checker`]: invariants over a history, independent of the implementation.
+//! - [`history`]: the recorded effects — client answers, store calls as asked and
+//!   answered, each message's life, each pseudo-send —, the readable trace and its hash.
+//! - [`checker`]: invariants over a history, one checker per concern, independent of the
+//!   implementation.
 //! - `runner` (madsim only): many seeds on all cores, coverage, replay, failure reports.
 //!
 //! Build with `RUSTFLAGS="--cfg madsim"` into its own target dir; see docs/simulation.md.
@@ -18,6 +21,7 @@
 
 pub mod checker;
 pub mod history;
+pub mod workload;
 pub mod world;
 
 #[cfg(madsim)]

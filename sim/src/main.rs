@@ -15,7 +15,6 @@ fn main() {
 mod cli {
     use clap::{Parser, Subcommand};
     use gift_sim::runner::{self, Verdict};
-    use gift_sim::world::Mutant;
 
     #[derive(Parser)]
     #[command(name = "gift-sim", about = "Deterministic simulation of the gift service")]
@@ -35,8 +34,6 @@ mod cli {
             /// Worker threads (default: all cores).
             #[arg(long)]
             jobs: Option<usize>,
-            #[arg(long, value_parser = parse_mutant)]
-            mutant: Option<Mutant>,
             /// Re-run this many seeds and compare trace hashes.
             #[arg(long, default_value_t = 20)]
             determinism_sample: u64,
@@ -50,23 +47,16 @@ mod cli {
         /// Run one seed, print its world, trace and hash.
         Replay {
             seed: u64,
-            #[arg(long, value_parser = parse_mutant)]
-            mutant: Option<Mutant>,
             /// Print only the world, verdict and hash.
             #[arg(long)]
             quiet: bool,
         },
     }
 
-    fn parse_mutant(s: &str) -> Result<Mutant, String> {
-        Mutant::parse(s)
-            .ok_or_else(|| format!("unknown mutant {s:?}; one of: {}", Mutant::ALL.map(|m| m.name()).join(", ")))
-    }
-
     pub fn main() -> i32 {
         match Cli::parse().command {
-            Command::Replay { seed, mutant, quiet } => replay(seed, mutant, quiet),
-            Command::Run { seeds, start, jobs, mutant, determinism_sample, require_coverage, regressions } => {
+            Command::Replay { seed, quiet } => replay(seed, quiet),
+            Command::Run { seeds, start, jobs, determinism_sample, require_coverage, regressions } => {
                 let mut list: Vec<u64> = (start..start + seeds).collect();
                 if let Some(path) = regressions {
                     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -79,30 +69,29 @@ mod cli {
                     println!("pinned regression seeds: {}", pinned.len());
                     list.extend(pinned);
                 }
-                run(&list, jobs, mutant, determinism_sample, require_coverage)
+                run(&list, jobs, determinism_sample, require_coverage)
             }
         }
     }
 
-    fn replay(seed: u64, mutant: Option<Mutant>, quiet: bool) -> i32 {
-        let r = runner::run_seed(seed, mutant);
+    fn replay(seed: u64, quiet: bool) -> i32 {
+        let r = runner::run_seed(seed);
         println!("{}", r.world);
         if !quiet {
             print!("{}", r.trace);
         }
         println!("verdict: {:?}", r.verdict);
+        if let Some(ms) = r.heal_ms {
+            println!("healed to quiescence in {ms} simulated ms");
+        }
         println!("trace hash: {:016x}", r.hash);
         r.verdict.exit_code()
     }
 
-    fn run(seeds: &[u64], jobs: Option<usize>, mutant: Option<Mutant>, sample: u64, require_coverage: bool) -> i32 {
+    fn run(seeds: &[u64], jobs: Option<usize>, sample: u64, require_coverage: bool) -> i32 {
         let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        println!(
-            "running {} seeds on {jobs} threads{}",
-            seeds.len(),
-            mutant.map(|m| format!(" (mutant {})", m.name())).unwrap_or_default()
-        );
-        let summary = runner::run_many(seeds, jobs, mutant, 10);
+        println!("running {} seeds on {jobs} threads", seeds.len());
+        let summary = runner::run_many(seeds, jobs, 10);
         let rate = summary.seeds as f64 / summary.wall_secs.max(1e-9);
         let sim_secs = summary.sim_ms as f64 / 1000.0;
         print!("{}", runner::coverage_table(&summary.counts));
@@ -113,12 +102,14 @@ mod cli {
             rate,
             sim_secs / summary.wall_secs.max(1e-9)
         );
+        let q = |q: f64| summary.heal_quantile(q).map_or("-".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+        println!("healing to quiescence (simulated): p50 {} p99 {} max {}", q(0.5), q(0.99), q(1.0));
         let mut code = 0;
         if let Some(first) = summary.first_failure() {
             for f in &summary.failures {
-                let path = runner::save_failure(f, mutant).map(|p| p.display().to_string()).unwrap_or_default();
+                let path = runner::save_failure(f).map(|p| p.display().to_string()).unwrap_or_default();
                 println!("FAILED seed {}: {:?} (report: {path})", f.seed, f.verdict);
-                println!("  replay: {}", runner::replay_command(f.seed, mutant));
+                println!("  replay: {}", runner::replay_command(f.seed));
             }
             println!("\n{}", first.world);
             let tail: Vec<&str> = first.trace.lines().collect();
@@ -131,8 +122,8 @@ mod cli {
         // Determinism: the same seed must give the same trace, bit for bit.
         let check: Vec<u64> = seeds.iter().copied().take(sample as usize).collect();
         for seed in &check {
-            let a = runner::run_seed(*seed, mutant);
-            let b = runner::run_seed(*seed, mutant);
+            let a = runner::run_seed(*seed);
+            let b = runner::run_seed(*seed);
             if a.hash != b.hash || a.verdict != b.verdict {
                 println!("NONDETERMINISTIC seed {seed}: {:016x} vs {:016x}", a.hash, b.hash);
                 code = 4;

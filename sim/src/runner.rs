@@ -11,10 +11,9 @@ use std::time::Instant;
 
 use crate::history::{render, trace_hash, History};
 use crate::scenario::{self, RunResult};
-use crate::world::Mutant;
 
-/// Every fault kind the PR run must exercise at least once.
-pub const FAULT_KINDS: [&str; 19] = [
+/// Every fault kind and healing path the PR run must exercise at least once.
+pub const FAULT_KINDS: [&str; 21] = [
     "publish_fail",
     "publish_timeout",
     "publish_lie",
@@ -34,6 +33,8 @@ pub const FAULT_KINDS: [&str; 19] = [
     "kill_worker_mid_delivery",
     "two_workers_hold_one_message",
     "relay_published",
+    "dead_lettered",
+    "stale_rearmed",
 ];
 
 /// How one seed ended.
@@ -65,15 +66,16 @@ pub struct SeedReport {
     pub trace: String,
     pub counts: BTreeMap<&'static str, u64>,
     pub sim_ms: u64,
+    pub heal_ms: Option<u64>,
 }
 
 /// Runs one seed, turning a panic into a crash verdict.
-pub fn run_seed(seed: u64, mutant: Option<Mutant>) -> SeedReport {
+pub fn run_seed(seed: u64) -> SeedReport {
     quiet_panics_in_runs();
     let history = History::default();
     let recorded = history.clone();
     IN_RUN.with(|f| f.set(true));
-    let outcome = catch_unwind(AssertUnwindSafe(|| scenario::run(seed, mutant, recorded)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| scenario::run(seed, recorded)));
     IN_RUN.with(|f| f.set(false));
     match outcome {
         Ok(r) => report(seed, r),
@@ -92,6 +94,7 @@ pub fn run_seed(seed: u64, mutant: Option<Mutant>) -> SeedReport {
                 trace: render(&entries),
                 counts: history.counts(),
                 sim_ms: 0,
+                heal_ms: None,
             }
         }
     }
@@ -135,12 +138,12 @@ fn report(seed: u64, r: RunResult) -> SeedReport {
         trace: render(&r.entries),
         counts: r.counts,
         sim_ms: r.sim_ms,
+        heal_ms: r.heal_ms,
     }
 }
 
-pub fn replay_command(seed: u64, mutant: Option<Mutant>) -> String {
-    let m = mutant.map(|m| format!(" --mutant {}", m.name())).unwrap_or_default();
-    format!("RUSTFLAGS=\"--cfg madsim\" cargo run --release -p gift-sim --target-dir target/sim -- replay {seed}{m}")
+pub fn replay_command(seed: u64) -> String {
+    format!("RUSTFLAGS=\"--cfg madsim\" cargo run --release -p gift-sim --target-dir target/sim -- replay {seed}")
 }
 
 /// Totals of a multi-seed run.
@@ -150,21 +153,30 @@ pub struct Summary {
     pub counts: BTreeMap<&'static str, u64>,
     pub wall_secs: f64,
     pub sim_ms: u64,
+    /// Each seed's simulated time from healing to quiescence, sorted.
+    pub heal_ms: Vec<u64>,
 }
 
 impl Summary {
     pub fn first_failure(&self) -> Option<&SeedReport> {
         self.failures.iter().min_by_key(|r| r.seed)
     }
+
+    /// The healing time at quantile `q` (0.5 for the median), in simulated milliseconds.
+    pub fn heal_quantile(&self, q: f64) -> Option<u64> {
+        let n = self.heal_ms.len();
+        (n > 0).then(|| self.heal_ms[((n as f64 * q).ceil() as usize).clamp(1, n) - 1])
+    }
 }
 
 /// Runs `seeds` on `jobs` threads; stops handing out seeds after `max_failures` failures.
-pub fn run_many(seeds: &[u64], jobs: usize, mutant: Option<Mutant>, max_failures: usize) -> Summary {
+pub fn run_many(seeds: &[u64], jobs: usize, max_failures: usize) -> Summary {
     let started = Instant::now();
     let next = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
     let counts = Mutex::new(BTreeMap::<&'static str, u64>::new());
     let sim_ms = AtomicU64::new(0);
+    let heal_ms = Mutex::new(Vec::new());
     let done = AtomicU64::new(0);
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
@@ -173,9 +185,10 @@ pub fn run_many(seeds: &[u64], jobs: usize, mutant: Option<Mutant>, max_failures
                 if i >= seeds.len() || failures.lock().unwrap().len() >= max_failures {
                     break;
                 }
-                let r = run_seed(seeds[i], mutant);
+                let r = run_seed(seeds[i]);
                 done.fetch_add(1, Ordering::SeqCst);
                 sim_ms.fetch_add(r.sim_ms, Ordering::SeqCst);
+                heal_ms.lock().unwrap().extend(r.heal_ms);
                 {
                     let mut c = counts.lock().unwrap();
                     for (k, v) in &r.counts {
@@ -194,11 +207,16 @@ pub fn run_many(seeds: &[u64], jobs: usize, mutant: Option<Mutant>, max_failures
         counts: counts.into_inner().unwrap(),
         wall_secs: started.elapsed().as_secs_f64(),
         sim_ms: sim_ms.into_inner(),
+        heal_ms: {
+            let mut h = heal_ms.into_inner().unwrap();
+            h.sort_unstable();
+            h
+        },
     }
 }
 
 /// Writes a failing seed's full report where CI keeps artifacts.
-pub fn save_failure(r: &SeedReport, mutant: Option<Mutant>) -> std::io::Result<PathBuf> {
+pub fn save_failure(r: &SeedReport) -> std::io::Result<PathBuf> {
     let dir = PathBuf::from("target/sim-failures");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("seed-{}.txt", r.seed));
@@ -207,7 +225,7 @@ pub fn save_failure(r: &SeedReport, mutant: Option<Mutant>) -> std::io::Result<P
         r.seed,
         r.verdict,
         r.hash,
-        replay_command(r.seed, mutant),
+        replay_command(r.seed),
         r.world,
         r.trace
     );

@@ -13,8 +13,8 @@ use gift_core::domain::{GiftId, Status};
 use gift_core::http::ApiConfig;
 use gift_core::ports::{Dispatcher, Env};
 use gift_core::relay::RelayConfig;
-use gift_core::service::{DeliveryOutcome, Deps, PseudoDispatcher, RetryPolicy};
-use gift_core::worker::{WorkerConfig, WorkerEvent};
+use gift_core::service::{Deps, PseudoDispatcher};
+use gift_core::worker::WorkerEvent;
 use gift_runtime::memory::{MemoryQueue, MemoryStore, QueueSettings};
 use gift_runtime::rt::{self, SystemEnv};
 use http_body_util::BodyExt;
@@ -22,14 +22,15 @@ use madsim::rand::{thread_rng, Rng};
 use madsim::runtime::{Handle, NodeHandle};
 use tower::ServiceExt;
 
-use crate::checker::{self, Violation};
+use crate::checker::{self, End, Expect, Violation};
 use crate::faults::{Ctx, FaultyQueue, FaultyStore, RecordingDispatcher};
-use crate::history::{Entry, Event, History};
-use crate::world::{Mutant, World};
+use crate::history::{Entry, Event, History, Outcome, Phase, StoreCall};
+use crate::workload;
+use crate::world::{World, MAX_RECEIVES};
 
 /// Settings shared by every seed (the world varies the rest).
-pub const MAX_RECEIVES: u32 = 5;
 const STALE_AFTER: Duration = Duration::from_secs(120);
+const RELAY: RelayConfig = RelayConfig { interval: Duration::from_millis(500), batch: 100, stale_after: STALE_AFTER };
 const LIVENESS_DEADLINE: Duration = Duration::from_secs(3_600);
 const PUBLISH_GRACE: Duration = Duration::from_secs(2);
 
@@ -40,10 +41,31 @@ pub struct RunResult {
     pub counts: BTreeMap<&'static str, u64>,
     pub violations: Vec<Violation>,
     pub sim_ms: u64,
+    /// Simulated time from healing to quiescence.
+    pub heal_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeKind {
+    Api,
+    Worker,
+    Relay,
+}
+
+impl NodeKind {
+    /// The coverage counters of a kill, and of a kill that interrupted work.
+    fn kill_counters(self) -> (&'static str, &'static str) {
+        match self {
+            NodeKind::Api => ("kill_api", "kill_api_mid_request"),
+            NodeKind::Worker => ("kill_worker", "kill_worker_mid_delivery"),
+            NodeKind::Relay => ("kill_relay", "kill_relay"),
+        }
+    }
 }
 
 struct Node {
     name: String,
+    kind: NodeKind,
     handle: NodeHandle,
     /// Work this node was in the middle of (requests for API nodes, deliveries for workers).
     in_progress: Arc<AtomicU32>,
@@ -52,14 +74,14 @@ struct Node {
 /// Runs the scenario of `seed` on a fresh madsim runtime.
 ///
 /// `history` is filled as the run goes, so a run that panics still leaves its trace.
-pub fn run(seed: u64, mutant: Option<Mutant>, history: History) -> RunResult {
+pub fn run(seed: u64, history: History) -> RunResult {
     let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.set_time_limit(LIVENESS_DEADLINE * 4);
-    runtime.block_on(scenario(seed, mutant, history))
+    runtime.block_on(scenario(seed, history))
 }
 
-async fn scenario(seed: u64, mutant: Option<Mutant>, history: History) -> RunResult {
-    let world = World::draw(seed, mutant);
+async fn scenario(seed: u64, history: History) -> RunResult {
+    let world = World::draw(seed);
     history.set_world(world.to_string());
     let ctx = Ctx::new(&world, history);
     let store = Arc::new(MemoryStore::new());
@@ -68,46 +90,45 @@ async fn scenario(seed: u64, mutant: Option<Mutant>, history: History) -> RunRes
         max_receives: MAX_RECEIVES,
     }));
     let env: Arc<dyn Env> = Arc::new(SystemEnv);
-    let faulty_store = Arc::new(FaultyStore::new(store.clone(), ctx.clone(), mutant));
-    let faulty_queue = Arc::new(FaultyQueue::new(queue.clone(), ctx.clone()));
+    let faulty_queue = FaultyQueue::new(queue.clone(), ctx.clone());
     let pseudo: Arc<dyn Dispatcher> = Arc::new(PseudoDispatcher::new(env.clone(), world.send_failure_rate));
-    let deps_with = |dispatcher: Arc<dyn Dispatcher>| Deps {
-        store: faulty_store.clone(),
-        queue: faulty_queue.clone(),
+    // Each node calls the shared models through wrappers of its own, so the history says
+    // which node asked what.
+    let deps_for = |node: &str, dispatcher: Arc<dyn Dispatcher>| Deps {
+        store: Arc::new(FaultyStore::new(store.clone(), ctx.on(node))),
+        queue: Arc::new(faulty_queue.on(node)),
         env: env.clone(),
         dispatcher,
     };
     let handle = Handle::current();
-    ctx.record(Event::Phase { name: "safety" });
+    ctx.record(Event::Phase { phase: Phase::Safety });
 
     let mut api_nodes = Vec::new();
     let mut nodes = Vec::new();
     for i in 0..world.api_nodes {
-        let handle = handle.create_node().name(format!("api-{i}")).build();
+        let name = format!("api-{i}");
+        let handle = handle.create_node().name(&name).build();
         let router = gift_core::http::router(
-            deps_with(pseudo.clone()),
+            deps_for(&name, pseudo.clone()),
             ApiConfig { publish_grace: PUBLISH_GRACE, ..ApiConfig::default() },
         );
         let in_progress = Arc::new(AtomicU32::new(0));
         api_nodes.push(Api { id: handle.id(), router, in_progress: in_progress.clone() });
-        nodes.push(Node { name: format!("api-{i}"), handle, in_progress });
+        nodes.push(Node { name, kind: NodeKind::Api, handle, in_progress });
     }
-    let max_receives = if mutant == Some(Mutant::OffByOneReceives) { MAX_RECEIVES - 1 } else { MAX_RECEIVES };
-    let worker_config = WorkerConfig {
-        batch_size: 10,
-        wait: Duration::from_secs(20),
-        error_pause: Duration::from_secs(1),
-        retry: RetryPolicy { max_receives, backoff: Duration::from_millis(world.retry_backoff_ms) },
-    };
+    let worker_config = world.worker_config();
     for i in 0..world.worker_nodes {
         let name = format!("worker-{i}");
         let in_progress = Arc::new(AtomicU32::new(0));
-        let deps = deps_with(Arc::new(RecordingDispatcher {
-            inner: pseudo.clone(),
-            ctx: ctx.clone(),
-            latency_max_ms: world.dispatch_latency_max_ms,
-            in_progress: in_progress.clone(),
-        }));
+        let deps = deps_for(
+            &name,
+            Arc::new(RecordingDispatcher {
+                inner: pseudo.clone(),
+                ctx: ctx.on(&name),
+                latency_max_ms: world.dispatch_latency_max_ms,
+                in_progress: in_progress.clone(),
+            }),
+        );
         let (ctx2, name2, progress2) = (ctx.clone(), name.clone(), in_progress.clone());
         let handle = handle
             .create_node()
@@ -117,26 +138,24 @@ async fn scenario(seed: u64, mutant: Option<Mutant>, history: History) -> RunRes
                 gift_core::worker::run_worker(deps.clone(), worker_config, observe, std::future::pending())
             })
             .build();
-        nodes.push(Node { name, handle, in_progress });
+        nodes.push(Node { name, kind: NodeKind::Worker, handle, in_progress });
     }
-    let relay_config = RelayConfig { interval: Duration::from_millis(500), batch: 100, stale_after: STALE_AFTER };
     for i in 0..world.relay_nodes {
-        let deps = deps_with(pseudo.clone());
+        let name = format!("relay-{i}");
+        let deps = deps_for(&name, pseudo.clone());
         let ctx2 = ctx.clone();
         let handle = handle
             .create_node()
-            .name(format!("relay-{i}"))
+            .name(&name)
             .init(move || {
                 let ctx3 = ctx2.clone();
                 let observe = move |pass: &gift_core::relay::RelayPass| {
-                    for _ in 0..pass.published {
-                        ctx3.history.count("relay_published");
-                    }
+                    ctx3.history.count_n("relay_published", u64::from(pass.published));
                 };
-                gift_core::relay::run_relay(deps.clone(), relay_config, observe, std::future::pending())
+                gift_core::relay::run_relay(deps.clone(), RELAY, observe, std::future::pending())
             })
             .build();
-        nodes.push(Node { name: format!("relay-{i}"), handle, in_progress: Arc::new(AtomicU32::new(0)) });
+        nodes.push(Node { name, kind: NodeKind::Relay, handle, in_progress: Arc::new(AtomicU32::new(0)) });
     }
 
     // Clients on the main node, which the nemesis never kills.
@@ -159,16 +178,19 @@ async fn scenario(seed: u64, mutant: Option<Mutant>, history: History) -> RunRes
     nemesis_on.store(false, Ordering::SeqCst);
     let _ = nemesis_task.await;
     for node in &nodes {
+        // A restart kills whatever the node was doing, as the nemesis does.
+        ctx.record(Event::Killed { node: node.name.clone() });
         handle.restart(node.handle.id());
+        ctx.record(Event::Restarted { node: node.name.clone() });
         node.in_progress.store(0, Ordering::SeqCst);
     }
-    ctx.record(Event::Phase { name: "liveness" });
+    ctx.record(Event::Phase { phase: Phase::Healed });
     let deadline = rt::now_instant() + LIVENESS_DEADLINE;
     let clients_done = futures::future::join_all(clients);
     let give_up = rt::sleep(LIVENESS_DEADLINE);
     futures::pin_mut!(clients_done, give_up);
     if let futures::future::Either::Right(_) = futures::future::select(clients_done, give_up).await {
-        ctx.record(Event::Phase { name: "clients-unfinished" });
+        ctx.record(Event::Phase { phase: Phase::ClientsUnfinished });
     }
     while rt::now_instant() < deadline {
         let unfinished = store.gifts().iter().any(|g| g.status == Status::Queued);
@@ -177,18 +199,31 @@ async fn scenario(seed: u64, mutant: Option<Mutant>, history: History) -> RunRes
         }
         rt::sleep(Duration::from_secs(1)).await;
     }
-    ctx.record(Event::Phase { name: "end" });
+    ctx.record(Event::Phase { phase: Phase::End });
     let finals: BTreeMap<GiftId, Status> = store.gifts().into_iter().map(|g| (g.id, g.status)).collect();
     let entries = ctx.history.entries();
-    let violations = checker::check(&entries, Some(&finals), MAX_RECEIVES);
+    let expect = Expect { max_receives: MAX_RECEIVES, heal_bound_ms: world.heal_bound_ms(STALE_AFTER, RELAY.interval) };
+    let report = checker::check(&entries, &End { finals: Some(&finals), expect });
     let mut counts = ctx.history.counts();
-    for e in &entries {
+    count_events(&entries, &mut counts);
+    counts.insert("extra_pseudo_sends", report.extra_sends);
+    counts.insert("failed_after_lost_success", report.failed_after_lost_success);
+    counts.insert("failed_beside_duplicate", report.failed_beside_duplicate);
+    RunResult { sim_ms: ctx.now_ms(), world, entries, counts, violations: report.violations, heal_ms: report.heal_ms }
+}
+
+/// Counts the interesting events of a run for the coverage table.
+fn count_events(entries: &[Entry], counts: &mut BTreeMap<&'static str, u64>) {
+    for e in entries {
         let what = match &e.event {
-            Event::Transition { to: Status::Sent, .. } => "gift_sent",
-            Event::Transition { to: Status::Failed, .. } => "gift_failed",
+            Event::Store { call: StoreCall::MarkSent { gifts }, .. } => {
+                *counts.entry("gift_sent").or_default() += gifts.iter().filter(|(_, won)| *won).count() as u64;
+                continue;
+            }
+            Event::Store { call: StoreCall::MarkFailed { applied: true, .. }, .. } => "gift_failed",
             Event::DeadLettered { .. } => "dead_lettered",
-            Event::Handled { outcome, .. } if outcome == "Duplicate" => "duplicate_after_terminal",
-            Event::Handled { outcome, .. } if outcome == "LostRace" => "lost_race",
+            Event::Handled { outcome: Outcome::Duplicate, .. } => "duplicate_after_terminal",
+            Event::Handled { outcome: Outcome::LostRace, .. } => "lost_race",
             Event::SendLost { .. } => "send_answer_lost",
             Event::SendAnswered { code: 503, .. } => "send_503",
             Event::SendAnswered { code: 200, .. } => "send_replayed",
@@ -197,7 +232,6 @@ async fn scenario(seed: u64, mutant: Option<Mutant>, history: History) -> RunRes
         };
         *counts.entry(what).or_default() += 1;
     }
-    RunResult { sim_ms: ctx.now_ms(), world, entries, counts, violations }
 }
 
 /// The worker observer: records each handled delivery and keeps `in_progress` honest.
@@ -206,12 +240,7 @@ fn observer(ctx: Ctx, node: String, in_progress: Arc<AtomicU32>) -> impl Fn(Work
         if let WorkerEvent::Handled(delivery, outcome) = event {
             let _ = in_progress.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
             let gift = gift_core::domain::SendMessage::from_body(&delivery.body).ok().map(|m| m.gift_id);
-            let outcome = match outcome {
-                DeliveryOutcome::Error(_) => "Error".to_owned(),
-                DeliveryOutcome::Poison(_) => "Poison".to_owned(),
-                other => format!("{other:?}"),
-            };
-            ctx.record(Event::Handled { gift, node: node.clone(), outcome });
+            ctx.record(Event::Handled { gift, node: node.clone(), outcome: outcome.into() });
         }
     }
 }
@@ -219,13 +248,14 @@ fn observer(ctx: Ctx, node: String, in_progress: Arc<AtomicU32>) -> impl Fn(Work
 #[derive(Clone)]
 struct NodeRef {
     name: String,
+    kind: NodeKind,
     id: madsim::task::NodeId,
     in_progress: Arc<AtomicU32>,
 }
 
 impl From<&Node> for NodeRef {
     fn from(n: &Node) -> Self {
-        Self { name: n.name.clone(), id: n.handle.id(), in_progress: n.in_progress.clone() }
+        Self { name: n.name.clone(), kind: n.kind, id: n.handle.id(), in_progress: n.in_progress.clone() }
     }
 }
 
@@ -242,16 +272,10 @@ async fn nemesis(kill_every_ms: u64, ctx: Ctx, nodes: Vec<NodeRef>, on: Arc<Atom
             break;
         }
         let node = &nodes[thread_rng().gen_range(0..nodes.len())];
-        let kind = if node.name.starts_with("api") {
-            "kill_api"
-        } else if node.name.starts_with("worker") {
-            "kill_worker"
-        } else {
-            "kill_relay"
-        };
-        ctx.history.count(kind);
+        let (killed, mid_work) = node.kind.kill_counters();
+        ctx.history.count(killed);
         if node.in_progress.load(Ordering::SeqCst) > 0 {
-            ctx.history.count(if kind == "kill_api" { "kill_api_mid_request" } else { "kill_worker_mid_delivery" });
+            ctx.history.count(mid_work);
         }
         ctx.record(Event::Killed { node: node.name.clone() });
         handle.kill(node.id);
@@ -293,32 +317,43 @@ async fn call(apis: &[Api], method: Method, uri: String, key: Option<&str>, body
     answer
 }
 
-/// One client: creates gifts, then sends each from several racing senders, retrying
-/// unanswered or 503 requests with the same key until it hears a final answer.
+/// One client: creates gifts (amounts and messages of every legal shape), then sends each
+/// from several racing senders (keys of every legal shape), retrying unanswered or 503
+/// requests with the same key until it hears a final answer, and finally reads it back.
 async fn client(id: usize, world: World, ctx: Ctx, apis: Arc<Vec<Api>>) {
     for g in 0..world.gifts_per_client {
-        let amount = thread_rng().gen_range(1..=10_000);
+        let (amount, message) = (workload::amount(), workload::message());
+        let body = serde_json::json!({ "amount": amount, "message": message }).to_string();
         let gift = loop {
-            match call(&apis, Method::POST, "/gifts".into(), None, &format!("{{\"amount\":{amount}}}")).await {
-                Some((201, body)) => {
-                    let v: serde_json::Value = serde_json::from_str(&body).expect("201 body is JSON");
-                    let id = GiftId::parse(v["gift_id"].as_str().expect("gift_id")).expect("gift_id is a UUID");
-                    ctx.record(Event::Created { gift: id });
-                    break id;
+            match call(&apis, Method::POST, "/gifts".into(), None, &body).await {
+                Some((201, answer)) => {
+                    let v: serde_json::Value = serde_json::from_str(&answer).expect("201 body is JSON");
+                    let gift = GiftId::parse(v["gift_id"].as_str().expect("gift_id")).expect("gift_id is a UUID");
+                    ctx.record(Event::Created { gift, amount, message: message.clone() });
+                    break gift;
                 }
-                Some((code, body)) if code != 503 => panic!("POST /gifts answered {code}: {body}"),
+                Some((code, answer)) if code != 503 => panic!("POST /gifts answered {code}: {answer}"),
                 _ => rt::sleep(Duration::from_millis(thread_rng().gen_range(10..=500))).await,
             }
         };
-        let shared = thread_rng().gen_bool(world.shared_key_chance);
+        let shared = thread_rng().gen_bool(world.shared_key_chance).then(|| workload::key(id, g, 0));
         let senders: Vec<_> = (0..world.senders_per_gift)
             .map(|s| {
-                let key = if shared { format!("c{id}-g{g}") } else { format!("c{id}-g{g}-s{s}") };
+                let key = shared.clone().unwrap_or_else(|| workload::key(id, g, s));
                 rt::spawn(sender(gift, key, world.replay_chance, ctx.clone(), apis.clone()))
             })
             .collect();
         for s in senders {
             let _ = s.await;
+        }
+        loop {
+            match call(&apis, Method::GET, format!("/gifts/{gift}"), None, "").await {
+                Some((503, _)) | None => rt::sleep(Duration::from_millis(thread_rng().gen_range(10..=500))).await,
+                Some((code, body)) => {
+                    ctx.record(Event::Fetched { gift, code, body });
+                    break;
+                }
+            }
         }
     }
 }

@@ -5,38 +5,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use gift_core::service::RetryPolicy;
+use gift_core::worker::WorkerConfig;
 use madsim::rand::{thread_rng, Rng};
 
-/// A deliberately broken variant of the service, to prove the checker bites.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Mutant {
-    /// The worker's `UPDATE … SET status='SENT'` without `WHERE status='QUEUED'`.
-    UnconditionalSent,
-    /// The worker gives up on the 4th receive instead of the 5th.
-    OffByOneReceives,
-    /// The send transaction reads the status without locking the row.
-    UnlockedSend,
-    /// No relay process: the outbox is never drained.
-    NoRelay,
-}
-
-impl Mutant {
-    pub const ALL: [Mutant; 4] =
-        [Mutant::UnconditionalSent, Mutant::OffByOneReceives, Mutant::UnlockedSend, Mutant::NoRelay];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Mutant::UnconditionalSent => "unconditional-sent",
-            Mutant::OffByOneReceives => "off-by-one-receives",
-            Mutant::UnlockedSend => "unlocked-send",
-            Mutant::NoRelay => "no-relay",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.name() == s)
-    }
-}
+/// The retry budget: SQS `maxReceiveCount`, the same in every world.
+pub const MAX_RECEIVES: u32 = 5;
 
 /// Per-call probabilities of each fault during the safety phase.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -75,12 +49,11 @@ pub struct World {
     pub kill_every_ms: u64,
     pub safety_ms: u64,
     pub faults: FaultRates,
-    pub mutant: Option<Mutant>,
 }
 
 impl World {
     /// Draws a world from the simulation's seeded generator.
-    pub fn draw(seed: u64, mutant: Option<Mutant>) -> Self {
+    pub fn draw(seed: u64) -> Self {
         let mut rng = thread_rng();
         // Zero a third of the time, otherwise anywhere up to `max`.
         let mut rate = |max: f64| if rng.gen_bool(1.0 / 3.0) { 0.0 } else { rng.gen_range(0.0..max) };
@@ -103,7 +76,7 @@ impl World {
             seed,
             api_nodes: rng.gen_range(1..=3),
             worker_nodes: rng.gen_range(1..=3),
-            relay_nodes: if mutant == Some(Mutant::NoRelay) { 0 } else { rng.gen_range(1..=2) },
+            relay_nodes: rng.gen_range(1..=2),
             clients: rng.gen_range(1..=6),
             gifts_per_client: rng.gen_range(1..=4),
             senders_per_gift: rng.gen_range(1..=3),
@@ -117,12 +90,31 @@ impl World {
             kill_every_ms: if rng.gen_bool(0.25) { 0 } else { rng.gen_range(2_000..=30_000) },
             safety_ms: rng.gen_range(10_000..=60_000),
             faults,
-            mutant,
         }
     }
 
     pub fn visibility_timeout(&self) -> Duration {
         Duration::from_millis(self.visibility_timeout_ms)
+    }
+
+    pub fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig {
+            batch_size: 10,
+            wait: Duration::from_secs(20),
+            error_pause: Duration::from_secs(1),
+            retry: RetryPolicy { max_receives: MAX_RECEIVES, backoff: Duration::from_millis(self.retry_backoff_ms) },
+            visibility_timeout: self.visibility_timeout(),
+        }
+    }
+
+    /// The longest this world may take from healing to quiescence: a message lost just
+    /// before healing is re-armed after `stale_after` and a relay pass; every message then
+    /// takes at most its five receives, each a backoff or a visibility timeout apart; plus
+    /// one more visibility timeout for a message a killed worker held, and a minute of slack.
+    pub fn heal_bound_ms(&self, stale_after: Duration, relay_interval: Duration) -> u64 {
+        let per_receive = self.visibility_timeout_ms.max(self.retry_backoff_ms) + 1_000;
+        let relay = 2 * relay_interval.as_millis() as u64;
+        stale_after.as_millis() as u64 + relay + u64::from(MAX_RECEIVES + 1) * per_receive + 60_000
     }
 }
 
@@ -159,14 +151,10 @@ impl fmt::Display for World {
             "  faults: publish_fail={:.2} publish_timeout={:.2} publish_lie={:.2} duplicate={:.2} unseen_receive={:.2} receive_error={:.2} ack_error={:.2}",
             r.publish_fail, r.publish_timeout, r.publish_lie, r.duplicate_delivery, r.unseen_receive, r.receive_error, r.ack_error
         )?;
-        writeln!(
+        write!(
             f,
             "          db_error={:.2} db_timeout={:.2} db_ambiguous_commit={:.2} latency={:.2}",
             r.db_error, r.db_timeout, r.db_ambiguous_commit, r.latency
-        )?;
-        match self.mutant {
-            Some(m) => write!(f, "  mutant: {}", m.name()),
-            None => write!(f, "  mutant: none"),
-        }
+        )
     }
 }

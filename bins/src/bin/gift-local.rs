@@ -18,8 +18,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: LocalConfig) -> Result<(), String> {
+    let relay_config = config.worker.relay_config()?;
     let queue_settings = QueueSettings {
-        visibility_timeout: Duration::from_secs(config.visibility_timeout_seconds),
+        visibility_timeout: Duration::from_secs(config.worker.visibility_timeout_seconds),
         max_receives: config.worker.max_receives,
     };
     let (store, queue) = gift_runtime::sqlite::open(&config.data_file, queue_settings)
@@ -37,8 +38,7 @@ async fn run(config: LocalConfig) -> Result<(), String> {
     };
     let worker =
         tokio::spawn(gift_core::worker::run_worker(deps.clone(), config.worker.worker_config(), |_| {}, stopped()));
-    let relay =
-        tokio::spawn(gift_core::relay::run_relay(deps.clone(), config.worker.relay_config(), |_| {}, stopped()));
+    let relay = tokio::spawn(gift_core::relay::run_relay(deps.clone(), relay_config, |_| {}, stopped()));
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);

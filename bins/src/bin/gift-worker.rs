@@ -20,6 +20,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: WorkerServiceConfig) -> Result<(), String> {
+    let relay_config = config.worker.relay_config()?;
     let store = wiring::postgres_store(&config.db).await?;
     let queue = wiring::sqs_queue(&config.sqs).await;
     let deps = wiring::deps(store, queue, config.worker.send_failure_rate);
@@ -31,8 +32,7 @@ async fn run(config: WorkerServiceConfig) -> Result<(), String> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let relay =
-        tokio::spawn(gift_core::relay::run_relay(deps.clone(), config.worker.relay_config(), |_| {}, stopped()));
+    let relay = tokio::spawn(gift_core::relay::run_relay(deps.clone(), relay_config, |_| {}, stopped()));
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);

@@ -6,7 +6,7 @@ mod dispatch;
 mod send;
 
 pub use create::create_gift;
-pub use delivery::{handle_deliveries, DeliveryOutcome, RetryPolicy};
+pub use delivery::{handle_deliveries, BatchTerms, DeliveryOutcome, InFlight, RetryPolicy};
 pub use dispatch::PseudoDispatcher;
 pub use send::{request_send, SendOutcome};
 

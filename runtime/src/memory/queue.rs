@@ -37,7 +37,8 @@ struct State {
     next_id: u64,
     /// Keyed by id, so receives hand out the oldest visible messages first.
     messages: BTreeMap<u64, Message>,
-    dead: Vec<String>,
+    /// (message id, body), in the order they were moved.
+    dead: Vec<(u64, String)>,
 }
 
 struct Message {
@@ -59,7 +60,33 @@ impl MemoryQueue {
 
     /// Bodies in the dead-letter queue.
     pub fn dead_letters(&self) -> Vec<String> {
+        self.lock().dead.iter().map(|(_, body)| body.clone()).collect()
+    }
+
+    /// The dead-letter queue with each message's id, for checkers that follow a message's life.
+    pub fn dead_lettered(&self) -> Vec<(u64, String)> {
         self.lock().dead.clone()
+    }
+
+    /// Enqueues `body` and returns the id of the new message (what `publish` does, for
+    /// checkers that follow each message).
+    pub fn enqueue(&self, body: &str) -> u64 {
+        let id = {
+            let mut st = self.lock();
+            let id = st.next_id;
+            st.next_id += 1;
+            let message =
+                Message { body: body.to_owned(), receive_count: 0, visible_at: rt::now_instant(), receipt: None };
+            st.messages.insert(id, message);
+            id
+        };
+        self.published.notify_waiters();
+        id
+    }
+
+    /// The id of the message a receipt belongs to.
+    pub fn message_of(receipt: &Receipt) -> Option<u64> {
+        Self::message_id(receipt).ok()
     }
 
     /// Messages not yet deleted or dead-lettered, visible or not.
@@ -98,7 +125,7 @@ impl MemoryQueue {
         }
         for id in to_dead {
             let m = st.messages.remove(&id).expect("listed above");
-            st.dead.push(m.body);
+            st.dead.push((id, m.body));
         }
         if out.is_empty() {
             Err(next_visible)
@@ -120,15 +147,7 @@ impl MemoryQueue {
 #[async_trait]
 impl Queue for MemoryQueue {
     async fn publish(&self, body: &str) -> Result<(), QueueError> {
-        {
-            let mut st = self.lock();
-            let id = st.next_id;
-            st.next_id += 1;
-            let message =
-                Message { body: body.to_owned(), receive_count: 0, visible_at: rt::now_instant(), receipt: None };
-            st.messages.insert(id, message);
-        }
-        self.published.notify_waiters();
+        self.enqueue(body);
         Ok(())
     }
 

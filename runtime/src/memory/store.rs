@@ -42,12 +42,6 @@ impl MemoryStore {
         self.lock().gifts.get(&id).cloned()
     }
 
-    /// Writes a status with no condition at all. Exists only so the simulation can build
-    /// a deliberately broken worker and prove its checker catches it; nothing else calls it.
-    pub fn force_status(&self, id: GiftId, to: Status, error: Option<&str>, now: Timestamp) -> bool {
-        self.write_status(id, |_| true, to, error, now)
-    }
-
     /// Outbox rows still waiting, for checkers and tests.
     pub fn outbox_len(&self) -> usize {
         self.lock().outbox.len()
@@ -55,20 +49,9 @@ impl MemoryStore {
 
     /// The conditional update of the worker: only a QUEUED gift moves.
     fn set_status(&self, id: GiftId, to: Status, error: Option<&str>, now: Timestamp) -> bool {
-        self.write_status(id, |from| from == Status::Queued, to, error, now)
-    }
-
-    fn write_status(
-        &self,
-        id: GiftId,
-        allowed: impl Fn(Status) -> bool,
-        to: Status,
-        error: Option<&str>,
-        now: Timestamp,
-    ) -> bool {
         let mut st = self.lock();
         let Some(g) = st.gifts.get_mut(&id) else { return false };
-        if !allowed(g.status) {
+        if g.status != Status::Queued {
             return false;
         }
         g.status = to;

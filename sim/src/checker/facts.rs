@@ -1,0 +1,97 @@
+//! What the history has established so far, shared by every checker: the store's answers
+//! (which sends it accepted, which gifts it finished), each node's latest read of each
+//! gift, the receives each node saw, and which messages are still on the queue.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gift_core::domain::{GiftId, Status};
+
+use crate::history::{Decision, Entry, Event, MsgId, StoreCall};
+
+pub struct Facts {
+    pub max_receives: u32,
+    /// (gift, key) the store answered Queued.
+    pub queued: BTreeSet<(GiftId, String)>,
+    /// (gift, key) the store answered Queued or Replay.
+    pub committed: BTreeSet<(GiftId, String)>,
+    /// The index of the first SENT write the store applied, per gift.
+    pub sent_at: BTreeMap<GiftId, usize>,
+    /// Gifts the store moved to FAILED.
+    pub failed: BTreeSet<GiftId>,
+    /// (node, gift) → (index, status) of that node's latest read of the gift.
+    pub reads: BTreeMap<(String, GiftId), (usize, Option<Status>)>,
+    /// (node, gift, key, receive count) of every receive a node saw, with its message.
+    pub seen: BTreeMap<(String, GiftId, String, u32), MsgId>,
+    /// Each message's gift.
+    pub messages: BTreeMap<MsgId, GiftId>,
+    /// Messages neither deleted nor dead-lettered, per gift.
+    pub live: BTreeMap<GiftId, BTreeSet<MsgId>>,
+}
+
+impl Facts {
+    pub fn new(max_receives: u32) -> Self {
+        Self {
+            max_receives,
+            queued: BTreeSet::new(),
+            committed: BTreeSet::new(),
+            sent_at: BTreeMap::new(),
+            failed: BTreeSet::new(),
+            reads: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            messages: BTreeMap::new(),
+            live: BTreeMap::new(),
+        }
+    }
+
+    pub fn is_finished(&self, gift: &GiftId) -> bool {
+        self.sent_at.contains_key(gift) || self.failed.contains(gift)
+    }
+
+    pub fn learn(&mut self, index: usize, entry: &Entry) {
+        match &entry.event {
+            Event::Store { node, call, .. } => self.learn_store(index, node, call),
+            Event::Received { node, msg, gift, key, receive_count, seen: true } => {
+                self.seen.insert((node.clone(), *gift, key.clone(), *receive_count), *msg);
+            }
+            Event::Published { msg, gift, .. } => {
+                self.messages.insert(*msg, *gift);
+                self.live.entry(*gift).or_default().insert(*msg);
+            }
+            Event::Deleted { msg, .. } | Event::DeadLettered { msg, .. } => {
+                if let Some(gift) = self.messages.get(msg) {
+                    self.live.entry(*gift).or_default().remove(msg);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn learn_store(&mut self, index: usize, node: &str, call: &StoreCall) {
+        match call {
+            StoreCall::Read { gifts } => {
+                for (gift, status) in gifts {
+                    self.reads.insert((node.to_owned(), *gift), (index, *status));
+                }
+            }
+            StoreCall::RequestSend { gift, key, decision } => {
+                if *decision == Decision::Queued {
+                    self.queued.insert((*gift, key.clone()));
+                }
+                if matches!(decision, Decision::Queued | Decision::Replay) {
+                    self.committed.insert((*gift, key.clone()));
+                }
+            }
+            StoreCall::MarkSent { gifts } => {
+                for (gift, won) in gifts {
+                    if *won {
+                        self.sent_at.entry(*gift).or_insert(index);
+                    }
+                }
+            }
+            StoreCall::MarkFailed { gift, applied: true } => {
+                self.failed.insert(*gift);
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The queue's side: a message is published only for a (gift, key) the store answered
+//! Queued, and is never deleted while its gift is unfinished and no other message of the
+//! gift is left (a lost message, healed only by the stale-QUEUED re-arm much later).
+
+use super::{Checker, End, Facts, Invariant, Out, Report};
+use crate::history::{Entry, Event};
+
+#[derive(Default)]
+pub struct Messages;
+
+impl Checker for Messages {
+    fn observe(&mut self, _: usize, entry: &Entry, facts: &Facts, out: &mut Out) {
+        match &entry.event {
+            Event::Published { node, msg, gift, key } if !facts.queued.contains(&(*gift, key.clone())) => {
+                out.add(
+                    Invariant::PublishedWithoutAcceptance,
+                    Some(*gift),
+                    format!("{node} published m{msg} key={key} at {} ms, never answered Queued", entry.at_ms),
+                );
+            }
+            Event::Deleted { node, msg } => {
+                let Some(gift) = facts.messages.get(msg) else { return };
+                let others = facts.live.get(gift).map_or(0, |live| live.iter().filter(|m| *m != msg).count());
+                let live = facts.live.get(gift).is_some_and(|l| l.contains(msg));
+                if live && others == 0 && !facts.is_finished(gift) {
+                    out.add(
+                        Invariant::MessageLost,
+                        Some(*gift),
+                        format!(
+                            "{node} deleted m{msg} at {} ms, the gift's last message, before it finished",
+                            entry.at_ms
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, _: &End<'_>, _: &Facts, _: &mut Out, _: &mut Report) {}
+}

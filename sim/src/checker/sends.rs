@@ -1,0 +1,262 @@
+//! Pseudo-sends and the outcomes workers write for them. A pseudo-send must come from a
+//! message its worker received (with that message's own receive count), of a gift its
+//! worker read as QUEUED; it must not start once the gift is SENT, nor twice in one batch;
+//! a SENT write needs a successful attempt of the writer's own, a FAILED write a failed
+//! attempt on a final receive; and no gift may be FAILED alongside a successful send.
+//!
+//! Two cases of FAILED alongside a success are counted rather than failed, because no
+//! worker could have known of the success: it was lost with its killed worker before
+//! being recorded, or it ran on another message of the gift (a duplicate) at the same time
+//! as the failing one (the store has no per-gift claim; docs/simulation.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gift_core::domain::{GiftId, Status};
+
+use super::{Checker, End, Facts, Invariant, Out, Report};
+use crate::history::{Entry, Event, MsgId, StoreCall};
+
+struct Started {
+    node: String,
+    gift: GiftId,
+    msg: Option<MsgId>,
+    /// The index of the read the attempt followed: attempts sharing it share a batch.
+    read: Option<usize>,
+    after_sent: bool,
+    final_receive: bool,
+}
+
+/// A successful pseudo-send.
+struct Success {
+    node: String,
+    read: Option<usize>,
+    msg: Option<MsgId>,
+    /// Its worker was killed before recording it.
+    lost: bool,
+}
+
+/// Why a FAILED alongside a success is not a violation.
+enum Excuse {
+    LostToCrash,
+    DuplicateRaced,
+}
+
+#[derive(Default)]
+pub struct Sends {
+    started: BTreeMap<u64, Started>,
+    ok: BTreeMap<GiftId, Vec<Success>>,
+    /// Successes and final failures not yet recorded by a write of their node:
+    /// (node, gift) → indices into `ok[gift]`, or the failed attempt's message.
+    pending_ok: BTreeMap<(String, GiftId), Vec<usize>>,
+    pending_final_failure: BTreeMap<(String, GiftId), Vec<Option<MsgId>>>,
+    /// The node and message whose final failure recorded FAILED, per gift.
+    failed_by: BTreeMap<GiftId, (String, Option<MsgId>)>,
+    reported: BTreeSet<GiftId>,
+    lost_to_crash: BTreeSet<GiftId>,
+    duplicate_raced: BTreeSet<GiftId>,
+    extra_sends: u64,
+}
+
+impl Sends {
+    fn failed_despite_success(&mut self, gift: GiftId, detail: String, out: &mut Out) {
+        if self.reported.insert(gift) {
+            out.add(Invariant::FailedDespiteSuccess, Some(gift), detail);
+        }
+    }
+
+    /// Why `success` beside a FAILED decided by `failed_by` (node, message) is excused:
+    /// lost with its worker, or on another message in another worker (the worker holding
+    /// both, in one batch or two, can and must keep them apart).
+    fn excuse(success: &Success, failed_by: &(String, Option<MsgId>)) -> Option<Excuse> {
+        if success.lost {
+            Some(Excuse::LostToCrash)
+        } else if success.msg != failed_by.1 && success.node != failed_by.0 {
+            Some(Excuse::DuplicateRaced)
+        } else {
+            None
+        }
+    }
+
+    fn excused(&mut self, gift: GiftId, excuse: Excuse) {
+        match excuse {
+            Excuse::LostToCrash => self.lost_to_crash.insert(gift),
+            Excuse::DuplicateRaced => self.duplicate_raced.insert(gift),
+        };
+    }
+
+    fn started(&mut self, entry: &Entry, facts: &Facts, out: &mut Out) {
+        let Event::DispatchStarted { node, attempt, gift, key, receive_count, status } = &entry.event else { return };
+        let gift = *gift;
+        let msg = facts.seen.get(&(node.clone(), gift, key.clone(), *receive_count)).copied();
+        if msg.is_none() {
+            out.add(
+                Invariant::PseudoSendWithoutMessage,
+                Some(gift),
+                format!(
+                    "{node} at {} ms: no message with key={key} on receive {receive_count} reached it",
+                    entry.at_ms
+                ),
+            );
+        }
+        let read = facts.reads.get(&(node.clone(), gift)).copied();
+        if *status != Status::Queued || read.map(|(_, s)| s) != Some(Some(Status::Queued)) {
+            out.add(
+                Invariant::PseudoSendOfFinishedGift,
+                Some(gift),
+                format!("{node} at {} ms: handed {status}, its last read said {read:?}", entry.at_ms),
+            );
+        }
+        let started = Started {
+            node: node.clone(),
+            gift,
+            msg,
+            read: read.map(|(i, _)| i),
+            after_sent: facts.sent_at.contains_key(&gift),
+            final_receive: *receive_count >= facts.max_receives,
+        };
+        self.started.insert(*attempt, started);
+    }
+
+    fn finished(&mut self, entry: &Entry, facts: &Facts, out: &mut Out) {
+        let Event::Dispatched { attempt, ok, .. } = &entry.event else { return };
+        let Some(s) = self.started.remove(attempt) else { return };
+        let (node, gift) = (s.node.clone(), s.gift);
+        if !ok {
+            if s.final_receive {
+                self.pending_final_failure.entry((node, gift)).or_default().push(s.msg);
+            }
+            return;
+        }
+        let earlier = self.ok.entry(gift).or_default();
+        if s.after_sent {
+            out.add(
+                Invariant::SentTwice,
+                Some(gift),
+                format!("{node} pseudo-sent at {} ms a gift already SENT", entry.at_ms),
+            );
+        } else if earlier.iter().any(|e| e.node == node && e.read == s.read && s.read.is_some()) {
+            out.add(Invariant::SentTwice, Some(gift), format!("{node} pseudo-sent it twice in one batch"));
+        } else if !earlier.is_empty() {
+            self.extra_sends += 1;
+        }
+        earlier.push(Success { node: node.clone(), read: s.read, msg: s.msg, lost: false });
+        let index = earlier.len() - 1;
+        self.pending_ok.entry((node, gift)).or_default().push(index);
+        if facts.failed.contains(&gift) {
+            let failed_by = self.failed_by.get(&gift).cloned().unwrap_or_default();
+            let success = Success { node: s.node.clone(), read: None, msg: s.msg, lost: false };
+            match Self::excuse(&success, &failed_by) {
+                Some(excuse) => self.excused(gift, excuse),
+                None => self.failed_despite_success(
+                    gift,
+                    format!("a pseudo-send succeeded at {} ms after FAILED", entry.at_ms),
+                    out,
+                ),
+            }
+        }
+    }
+
+    /// A SENT write whose answer was lost leaves its success pending: the worker asks again.
+    fn wrote(&mut self, entry: &Entry, node: &str, call: &StoreCall, heard: bool, out: &mut Out) {
+        match call {
+            StoreCall::MarkSent { gifts } => {
+                for (gift, _) in gifts {
+                    let pending = self.pending_ok.get_mut(&(node.to_owned(), *gift)).filter(|p| !p.is_empty());
+                    match pending {
+                        Some(p) if heard => {
+                            p.remove(0);
+                        }
+                        Some(_) => {}
+                        None => out.add(
+                            Invariant::SentWithoutSuccess,
+                            Some(*gift),
+                            format!("{node} asked for SENT at {} ms with no successful attempt", entry.at_ms),
+                        ),
+                    }
+                }
+            }
+            StoreCall::MarkFailed { gift, applied } => {
+                let decider = self.pending_final_failure.get_mut(&(node.to_owned(), *gift)).filter(|p| !p.is_empty());
+                let Some(decider) = decider.map(|p| p.remove(0)) else {
+                    out.add(
+                        Invariant::FailedTooEarly,
+                        Some(*gift),
+                        format!(
+                            "{node} asked for FAILED at {} ms without a failed attempt on a final receive",
+                            entry.at_ms
+                        ),
+                    );
+                    return;
+                };
+                if *applied {
+                    let decider = (node.to_owned(), decider);
+                    self.check_failed(*gift, &decider, entry.at_ms, out);
+                    self.failed_by.insert(*gift, decider);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn check_failed(&mut self, gift: GiftId, decider: &(String, Option<MsgId>), at_ms: u64, out: &mut Out) {
+        let successes = self.ok.remove(&gift).unwrap_or_default();
+        let mut excuses = Vec::new();
+        for success in &successes {
+            match Self::excuse(success, decider) {
+                Some(excuse) => excuses.push(excuse),
+                None => self.failed_despite_success(
+                    gift,
+                    format!("FAILED at {at_ms} ms after a successful pseudo-send"),
+                    out,
+                ),
+            }
+        }
+        for excuse in excuses {
+            self.excused(gift, excuse);
+        }
+        self.ok.insert(gift, successes);
+    }
+}
+
+impl Checker for Sends {
+    fn observe(&mut self, _: usize, entry: &Entry, facts: &Facts, out: &mut Out) {
+        match &entry.event {
+            Event::DispatchStarted { .. } => self.started(entry, facts, out),
+            Event::Dispatched { .. } => self.finished(entry, facts, out),
+            Event::Store { node, call, heard } => self.wrote(entry, node, call, *heard, out),
+            // A killed node's attempts are never recorded; a restarted one starts afresh.
+            Event::Killed { node } => {
+                for ((n, gift), pending) in &self.pending_ok {
+                    if n == node {
+                        for &i in pending {
+                            if let Some(s) = self.ok.get_mut(gift).and_then(|v| v.get_mut(i)) {
+                                s.lost = true;
+                            }
+                        }
+                    }
+                }
+                self.pending_ok.retain(|(n, _), _| n != node);
+                self.pending_final_failure.retain(|(n, _), _| n != node);
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, end: &End<'_>, _: &Facts, out: &mut Out, report: &mut Report) {
+        for (gift, status) in end.finals.into_iter().flatten() {
+            let succeeded = self.ok.get(gift).is_some_and(|v| !v.is_empty());
+            match status {
+                Status::Sent if !succeeded => {
+                    out.add(Invariant::SentWithoutSuccess, Some(*gift), "SENT at the end, never pseudo-sent".into())
+                }
+                Status::Failed if succeeded && !self.failed_by.contains_key(gift) => {
+                    self.failed_despite_success(*gift, "FAILED at the end after a successful pseudo-send".into(), out)
+                }
+                _ => {}
+            }
+        }
+        report.extra_sends = self.extra_sends;
+        report.failed_after_lost_success = self.lost_to_crash.len() as u64;
+        report.failed_beside_duplicate = self.duplicate_raced.len() as u64;
+    }
+}
