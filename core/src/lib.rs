@@ -8,9 +8,11 @@
 //! - [`ports`]: the traits every effect goes through — [`ports::Store`], [`ports::Queue`],
 //!   [`ports::Env`] (clock, randomness, sleep) and [`ports::Dispatcher`] (the pseudo-send).
 //!   Production, embedded and simulated adapters implement them elsewhere.
-//! - [`service`]: the use cases — create a gift, request its sending, handle one queue
-//!   delivery, relay the outbox — each a plain async function over the ports.
-//! - [`worker`] and [`relay`]: the long-running loops that call those services.
+//! - [`service`]: the use cases — create a gift, request its sending, handle one received
+//!   batch (`service::delivery`: its phases in `plan`, its visibility lease in `lease`) —
+//!   each a plain async function over the ports.
+//! - [`worker`] and [`relay`]: the long-running loops — the worker's around the batch
+//!   step, the relay's publishing the outbox and re-arming stale QUEUED gifts.
 //! - [`http`]: the axum `Router` for every endpoint and the single place that maps errors
 //!   to status codes and the error shape.
 //!

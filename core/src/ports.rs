@@ -85,7 +85,8 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError>;
 
     /// [`Store::mark_sent`] for each of `ids`, answered in the order asked; an id listed
-    /// twice is won at most once (by its first place). Each gift's update is atomic on its
+    /// twice is won at most once, not necessarily by its first place (the one-by-one
+    /// default may see it queued only between the two). Each gift's update is atomic on its
     /// own; after an error some of them may have been applied, which a redelivery finds
     /// finished, as after an answer lost in transit. The default updates one by one;
     /// PostgreSQL runs one statement and one commit for the lot.

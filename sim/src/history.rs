@@ -119,6 +119,14 @@ pub enum Event {
     Restarted {
         node: String,
     },
+    /// A worker was told to stop gracefully (its SIGTERM).
+    Stopping {
+        node: String,
+    },
+    /// A worker's loop returned after a graceful stop.
+    Stopped {
+        node: String,
+    },
     Phase {
         phase: Phase,
     },
@@ -296,6 +304,8 @@ impl fmt::Display for Entry {
             Event::Fault { kind } => write!(f, "fault    {kind}"),
             Event::Killed { node } => write!(f, "nemesis  kill {node}"),
             Event::Restarted { node } => write!(f, "nemesis  restart {node}"),
+            Event::Stopping { node } => write!(f, "nemesis  stop {node} (graceful)"),
+            Event::Stopped { node } => write!(f, "{node:<8} stopped"),
             Event::Phase { phase } => write!(f, "phase    {phase:?}"),
         }
     }

@@ -8,8 +8,9 @@
 //! - `faults` (madsim only): the store and queue models wrapped, per node, with fault
 //!   injection and the recording of every call.
 //! - `scenario` (madsim only): one seed — api, worker and relay nodes running the real
-//!   router and loops; clients; the nemesis that kills and restarts nodes; the safety
-//!   phase, then the liveness phase that heals and runs to quiescence.
+//!   router and loops; clients; the safety phase, then the liveness phase that heals and
+//!   runs to quiescence.
+//! - `nemesis` (madsim only): kills and restarts nodes, and stops workers gracefully.
 //! - [`history`]: the recorded effects — client answers, store calls as asked and
 //!   answered, each message's life, each pseudo-send —, the readable trace and its hash.
 //! - [`checker`]: invariants over a history, one checker per concern, independent of the
@@ -26,6 +27,8 @@ pub mod world;
 
 #[cfg(madsim)]
 pub mod faults;
+#[cfg(madsim)]
+pub mod nemesis;
 #[cfg(madsim)]
 pub mod runner;
 #[cfg(madsim)]

@@ -60,12 +60,7 @@ mod cli {
                 let mut list: Vec<u64> = (start..start + seeds).collect();
                 if let Some(path) = regressions {
                     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                    let pinned: Vec<u64> = text
-                        .lines()
-                        .map(|l| l.split('#').next().unwrap_or("").trim())
-                        .filter(|l| !l.is_empty())
-                        .map(|l| l.parse().unwrap_or_else(|_| panic!("{}: bad seed {l:?}", path.display())))
-                        .collect();
+                    let pinned = runner::pinned_seeds(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                     println!("pinned regression seeds: {}", pinned.len());
                     list.extend(pinned);
                 }

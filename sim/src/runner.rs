@@ -13,7 +13,7 @@ use crate::history::{render, trace_hash, History};
 use crate::scenario::{self, RunResult};
 
 /// Every fault kind and healing path the PR run must exercise at least once.
-pub const FAULT_KINDS: [&str; 21] = [
+pub const FAULT_KINDS: [&str; 22] = [
     "publish_fail",
     "publish_timeout",
     "publish_lie",
@@ -31,6 +31,7 @@ pub const FAULT_KINDS: [&str; 21] = [
     "kill_relay",
     "kill_api_mid_request",
     "kill_worker_mid_delivery",
+    "stop_worker",
     "two_workers_hold_one_message",
     "relay_published",
     "dead_lettered",
@@ -140,6 +141,15 @@ fn report(seed: u64, r: RunResult) -> SeedReport {
         sim_ms: r.sim_ms,
         heal_ms: r.heal_ms,
     }
+}
+
+/// The seeds pinned in a regressions file: one per line, `#` starts a comment.
+pub fn pinned_seeds(text: &str) -> Result<Vec<u64>, String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| l.parse().map_err(|_| format!("bad seed {l:?}")))
+        .collect()
 }
 
 pub fn replay_command(seed: u64) -> String {

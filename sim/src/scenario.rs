@@ -19,12 +19,13 @@ use gift_runtime::memory::{MemoryQueue, MemoryStore, QueueSettings};
 use gift_runtime::rt::{self, SystemEnv};
 use http_body_util::BodyExt;
 use madsim::rand::{thread_rng, Rng};
-use madsim::runtime::{Handle, NodeHandle};
+use madsim::runtime::Handle;
 use tower::ServiceExt;
 
 use crate::checker::{self, End, Expect, Violation};
 use crate::faults::{Ctx, FaultyQueue, FaultyStore, RecordingDispatcher};
 use crate::history::{Entry, Event, History, Outcome, Phase, StoreCall};
+use crate::nemesis::{nemesis, Node, NodeKind, NodeRef, Stopper};
 use crate::workload;
 use crate::world::{World, MAX_RECEIVES};
 
@@ -43,32 +44,6 @@ pub struct RunResult {
     pub sim_ms: u64,
     /// Simulated time from healing to quiescence.
     pub heal_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NodeKind {
-    Api,
-    Worker,
-    Relay,
-}
-
-impl NodeKind {
-    /// The coverage counters of a kill, and of a kill that interrupted work.
-    fn kill_counters(self) -> (&'static str, &'static str) {
-        match self {
-            NodeKind::Api => ("kill_api", "kill_api_mid_request"),
-            NodeKind::Worker => ("kill_worker", "kill_worker_mid_delivery"),
-            NodeKind::Relay => ("kill_relay", "kill_relay"),
-        }
-    }
-}
-
-struct Node {
-    name: String,
-    kind: NodeKind,
-    handle: NodeHandle,
-    /// Work this node was in the middle of (requests for API nodes, deliveries for workers).
-    in_progress: Arc<AtomicU32>,
 }
 
 /// Runs the scenario of `seed` on a fresh madsim runtime.
@@ -114,7 +89,7 @@ async fn scenario(seed: u64, history: History) -> RunResult {
         );
         let in_progress = Arc::new(AtomicU32::new(0));
         api_nodes.push(Api { id: handle.id(), router, in_progress: in_progress.clone() });
-        nodes.push(Node { name, kind: NodeKind::Api, handle, in_progress });
+        nodes.push(Node { name, kind: NodeKind::Api, handle, in_progress, stopper: None });
     }
     let worker_config = world.worker_config();
     for i in 0..world.worker_nodes {
@@ -130,15 +105,24 @@ async fn scenario(seed: u64, history: History) -> RunResult {
             }),
         );
         let (ctx2, name2, progress2) = (ctx.clone(), name.clone(), in_progress.clone());
+        let stopper = Arc::new(Stopper::default());
+        let stopper2 = stopper.clone();
         let handle = handle
             .create_node()
             .name(&name)
             .init(move || {
                 let observe = observer(ctx2.clone(), name2.clone(), progress2.clone());
-                gift_core::worker::run_worker(deps.clone(), worker_config, observe, std::future::pending())
+                let (ctx, name, deps) = (ctx2.clone(), name2.clone(), deps.clone());
+                let stop = stopper2.arm();
+                let stopper = stopper2.clone();
+                async move {
+                    gift_core::worker::run_worker(deps, worker_config, observe, stop).await;
+                    stopper.stopped();
+                    ctx.record(Event::Stopped { node: name });
+                }
             })
             .build();
-        nodes.push(Node { name, kind: NodeKind::Worker, handle, in_progress });
+        nodes.push(Node { name, kind: NodeKind::Worker, handle, in_progress, stopper: Some(stopper) });
     }
     for i in 0..world.relay_nodes {
         let name = format!("relay-{i}");
@@ -155,7 +139,13 @@ async fn scenario(seed: u64, history: History) -> RunResult {
                 gift_core::relay::run_relay(deps.clone(), RELAY, observe, std::future::pending())
             })
             .build();
-        nodes.push(Node { name, kind: NodeKind::Relay, handle, in_progress: Arc::new(AtomicU32::new(0)) });
+        nodes.push(Node {
+            name,
+            kind: NodeKind::Relay,
+            handle,
+            in_progress: Arc::new(AtomicU32::new(0)),
+            stopper: None,
+        });
     }
 
     // Clients on the main node, which the nemesis never kills.
@@ -242,47 +232,6 @@ fn observer(ctx: Ctx, node: String, in_progress: Arc<AtomicU32>) -> impl Fn(Work
             let gift = gift_core::domain::SendMessage::from_body(&delivery.body).ok().map(|m| m.gift_id);
             ctx.record(Event::Handled { gift, node: node.clone(), outcome: outcome.into() });
         }
-    }
-}
-
-#[derive(Clone)]
-struct NodeRef {
-    name: String,
-    kind: NodeKind,
-    id: madsim::task::NodeId,
-    in_progress: Arc<AtomicU32>,
-}
-
-impl From<&Node> for NodeRef {
-    fn from(n: &Node) -> Self {
-        Self { name: n.name.clone(), kind: n.kind, id: n.handle.id(), in_progress: n.in_progress.clone() }
-    }
-}
-
-/// Kills a random node every `kill_every_ms` on average and restarts it a little later.
-async fn nemesis(kill_every_ms: u64, ctx: Ctx, nodes: Vec<NodeRef>, on: Arc<AtomicBool>) {
-    if nodes.is_empty() {
-        return;
-    }
-    let handle = Handle::current();
-    while on.load(Ordering::SeqCst) {
-        let pause = thread_rng().gen_range(0..=2 * kill_every_ms);
-        rt::sleep(Duration::from_millis(pause)).await;
-        if !on.load(Ordering::SeqCst) {
-            break;
-        }
-        let node = &nodes[thread_rng().gen_range(0..nodes.len())];
-        let (killed, mid_work) = node.kind.kill_counters();
-        ctx.history.count(killed);
-        if node.in_progress.load(Ordering::SeqCst) > 0 {
-            ctx.history.count(mid_work);
-        }
-        ctx.record(Event::Killed { node: node.name.clone() });
-        handle.kill(node.id);
-        rt::sleep(Duration::from_millis(thread_rng().gen_range(0..=5_000))).await;
-        node.in_progress.store(0, Ordering::SeqCst);
-        handle.restart(node.id);
-        ctx.record(Event::Restarted { node: node.name.clone() });
     }
 }
 

@@ -5,6 +5,7 @@
 //! Each function panics with a message on the first disagreement. Test targets call
 //! `run_all` once per implementation (see `runtime/tests/`).
 
+pub mod linearizable;
 pub mod queue;
 pub mod store;
 

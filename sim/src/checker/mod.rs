@@ -12,6 +12,7 @@
 //!   and the SENT/FAILED writes the workers asked for follow from their own attempts;
 //! - [`messages`]: a message is published only for an accepted send and never deleted
 //!   while its gift is unfinished and no other message of it is left;
+//! - [`stops`]: a worker stopped gracefully returns in time, its deliveries all handled;
 //! - [`liveness`]: everything accepted finishes, within a bound the world implies.
 
 mod answers;
@@ -20,6 +21,7 @@ mod liveness;
 mod messages;
 mod sends;
 mod statuses;
+mod stops;
 
 #[cfg(test)]
 mod tests;
@@ -70,6 +72,9 @@ pub enum Invariant {
     GiftAltered,
     /// A 5xx other than 503.
     ServerError,
+    /// A graceful stop that did not finish in time, or returned with received deliveries
+    /// unhandled.
+    StopIncomplete,
     /// Liveness: an accepted or QUEUED gift did not finish, or a client never got an answer.
     Stuck,
     /// Liveness: the run quiesced, but later after healing than its world allows.
@@ -156,6 +161,7 @@ pub fn check(entries: &[Entry], end: &End<'_>) -> Report {
         Box::<statuses::Statuses>::default(),
         Box::<sends::Sends>::default(),
         Box::<messages::Messages>::default(),
+        Box::<stops::Stops>::default(),
         Box::<liveness::Liveness>::default(),
     ];
     let mut out = Out::default();

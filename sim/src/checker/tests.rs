@@ -381,3 +381,31 @@ fn failed_beside_a_duplicate_in_another_worker_is_counted_but_not_in_the_same_wo
     assert_eq!((report.violations, report.failed_beside_duplicate), (vec![], 1));
     assert_eq!(two_messages(W).kinds(&[(gift, Status::Failed)]), vec![Invariant::FailedDespiteSuccess]);
 }
+
+#[test]
+fn a_graceful_stop_must_finish_with_every_delivery_handled() {
+    let gift = g(13);
+    let stop = |h: &mut H| {
+        h.push(Event::Stopping { node: W.into() });
+    };
+    let mut h = H::default();
+    h.accept(gift, "k", 1);
+    stop(&mut h);
+    h.attempt(W, 1, gift, "k", 1, true).sent(W, gift, true).delete(W, 1);
+    h.push(Event::Handled { node: W.into(), gift: Some(gift), outcome: crate::history::Outcome::Sent });
+    h.push(Event::Stopped { node: W.into() });
+    assert_eq!(h.kinds(&[]), vec![]);
+
+    // Returned with the receive that was in progress at the stop unhandled.
+    let mut h = H::default();
+    h.accept(gift, "k", 1);
+    stop(&mut h);
+    h.receive(W, 1, gift, "k", 1).push(Event::Stopped { node: W.into() });
+    assert_eq!(h.kinds(&[]), vec![Invariant::StopIncomplete]);
+
+    // Never returned: killed at the end of the bound.
+    let mut h = H::default();
+    stop(&mut h);
+    h.push(Event::Killed { node: W.into() });
+    assert_eq!(h.kinds(&[]), vec![Invariant::StopIncomplete]);
+}
