@@ -168,9 +168,11 @@ impl Store for FaultyStore {
     }
 
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
+        let asked_ms = self.ctx.now_ms();
         self.before().await?;
         let r = self.inner.request_send(cmd).await;
-        let call = StoreCall::RequestSend { gift: cmd.gift_id, key: cmd.key.to_string(), decision: decision(&r) };
+        let (gift, key) = (cmd.gift_id, cmd.key.to_string());
+        let call = StoreCall::RequestSend { gift, key, decision: decision(&r), asked_ms };
         self.answered(call, true, r)
     }
 
@@ -347,6 +349,9 @@ impl Queue for FaultyQueue {
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError> {
         self.ctx.lag(self.ctx.latency_max_ms).await;
         if self.ctx.fire(self.ctx.rates.ack_error, "delete_error") {
+            if let Some(msg) = MemoryQueue::message_of(receipt) {
+                self.ctx.record(Event::DeleteFailed { node: self.ctx.node(), msg });
+            }
             return Err(queue_down("DeleteMessage failed"));
         }
         let r = self.inner.delete(receipt).await;

@@ -19,6 +19,11 @@ pub struct Entry {
 /// A queue message, by the queue's own id.
 pub type MsgId = u64;
 
+/// Whether `node` names a relay (its publishes come from the outbox).
+pub fn is_relay(node: &str) -> bool {
+    node.starts_with("relay-")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A client got 201 for a new gift it asked for with `amount` and `message`.
@@ -81,6 +86,11 @@ pub enum Event {
         node: String,
         msg: MsgId,
     },
+    /// A worker's delete of a message failed (the message stays).
+    DeleteFailed {
+        node: String,
+        msg: MsgId,
+    },
     /// The queue moved a message to the dead-letter queue.
     DeadLettered {
         msg: MsgId,
@@ -106,6 +116,8 @@ pub enum Event {
     /// The worker finished handling a delivery.
     Handled {
         node: String,
+        msg: Option<MsgId>,
+        receive_count: u32,
         gift: Option<GiftId>,
         outcome: Outcome,
     },
@@ -149,6 +161,8 @@ pub enum StoreCall {
         gift: GiftId,
         key: String,
         decision: Decision,
+        /// When the send was asked (simulated, like `Entry::at_ms`).
+        asked_ms: u64,
     },
     /// `mark_sent` or `mark_sent_all`: each gift asked with whether it moved to SENT.
     MarkSent {
@@ -244,7 +258,7 @@ impl fmt::Display for StoreCall {
                 "read {}",
                 list(gifts.iter().map(|(g, s)| format!("{}={}", short(g), s.map_or("none", Status::as_str))).collect())
             ),
-            StoreCall::RequestSend { gift, key, decision } => {
+            StoreCall::RequestSend { gift, key, decision, .. } => {
                 write!(f, "request_send {} key={} -> {decision:?}", short(gift), key_text(key))
             }
             StoreCall::MarkSent { gifts } => {
@@ -291,6 +305,7 @@ impl fmt::Display for Entry {
                 write!(f, "{node:<8} visibility m{msg} +{delay_ms}ms{}", if *applied { "" } else { " (refused)" })
             }
             Event::Deleted { node, msg } => write!(f, "{node:<8} delete m{msg}"),
+            Event::DeleteFailed { node, msg } => write!(f, "{node:<8} delete m{msg} (failed)"),
             Event::DeadLettered { msg, gift } => write!(f, "queue    dead-letter m{msg} {}", short(gift)),
             Event::DispatchStarted { node, attempt, gift, receive_count, status, .. } => {
                 write!(f, "{node:<8} pseudo-send #{attempt} {} count={receive_count} (read {status})", short(gift))
@@ -298,7 +313,7 @@ impl fmt::Display for Entry {
             Event::Dispatched { node, attempt, gift, ok } => {
                 write!(f, "{node:<8} pseudo-send #{attempt} {} {}", short(gift), if *ok { "ok" } else { "FAILED" })
             }
-            Event::Handled { node, gift, outcome } => {
+            Event::Handled { node, gift, outcome, .. } => {
                 write!(f, "{node:<8} handled {} {outcome:?}", gift.as_ref().map(short).unwrap_or_else(|| "?".into()))
             }
             Event::Fault { kind } => write!(f, "fault    {kind}"),

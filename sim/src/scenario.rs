@@ -192,7 +192,12 @@ async fn scenario(seed: u64, history: History) -> RunResult {
     ctx.record(Event::Phase { phase: Phase::End });
     let finals: BTreeMap<GiftId, Status> = store.gifts().into_iter().map(|g| (g.id, g.status)).collect();
     let entries = ctx.history.entries();
-    let expect = Expect { max_receives: MAX_RECEIVES, heal_bound_ms: world.heal_bound_ms(STALE_AFTER, RELAY.interval) };
+    let expect = Expect {
+        max_receives: MAX_RECEIVES,
+        heal_bound_ms: world.heal_bound_ms(STALE_AFTER, RELAY.interval),
+        send_failure_rate: world.send_failure_rate,
+        publish_grace_ms: PUBLISH_GRACE.as_millis() as u64,
+    };
     let report = checker::check(&entries, &End { finals: Some(&finals), expect });
     let mut counts = ctx.history.counts();
     count_events(&entries, &mut counts);
@@ -230,7 +235,9 @@ fn observer(ctx: Ctx, node: String, in_progress: Arc<AtomicU32>) -> impl Fn(Work
         if let WorkerEvent::Handled(delivery, outcome) = event {
             let _ = in_progress.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
             let gift = gift_core::domain::SendMessage::from_body(&delivery.body).ok().map(|m| m.gift_id);
-            ctx.record(Event::Handled { gift, node: node.clone(), outcome: outcome.into() });
+            let msg = MemoryQueue::message_of(&delivery.receipt);
+            let (node, receive_count) = (node.clone(), delivery.receive_count);
+            ctx.record(Event::Handled { node, msg, receive_count, gift, outcome: outcome.into() });
         }
     }
 }

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gift_core::domain::{GiftId, Status};
 
+use super::Expect;
 use crate::history::{Decision, Entry, Event, MsgId, StoreCall};
 
 pub struct Facts {
-    pub max_receives: u32,
-    /// (gift, key) the store answered Queued.
-    pub queued: BTreeSet<(GiftId, String)>,
+    pub expect: Expect,
+    /// (gift, key) the store answered Queued, with when the send was asked.
+    pub queued: BTreeMap<(GiftId, String), u64>,
     /// (gift, key) the store answered Queued or Replay.
     pub committed: BTreeSet<(GiftId, String)>,
     /// The index of the first SENT write the store applied, per gift.
@@ -20,8 +21,9 @@ pub struct Facts {
     pub failed: BTreeSet<GiftId>,
     /// (node, gift) → (index, status) of that node's latest read of the gift.
     pub reads: BTreeMap<(String, GiftId), (usize, Option<Status>)>,
-    /// (node, gift, key, receive count) of every receive a node saw, with its message.
-    pub seen: BTreeMap<(String, GiftId, String, u32), MsgId>,
+    /// (node, gift, key, receive count) of the receives a node has in hand (seen, not yet
+    /// handled, node not killed since), with their messages.
+    pub seen: BTreeMap<(String, GiftId, String, u32), BTreeSet<MsgId>>,
     /// Each message's gift.
     pub messages: BTreeMap<MsgId, GiftId>,
     /// Messages neither deleted nor dead-lettered, per gift.
@@ -29,10 +31,10 @@ pub struct Facts {
 }
 
 impl Facts {
-    pub fn new(max_receives: u32) -> Self {
+    pub fn new(expect: Expect) -> Self {
         Self {
-            max_receives,
-            queued: BTreeSet::new(),
+            expect,
+            queued: BTreeMap::new(),
             committed: BTreeSet::new(),
             sent_at: BTreeMap::new(),
             failed: BTreeSet::new(),
@@ -51,8 +53,16 @@ impl Facts {
         match &entry.event {
             Event::Store { node, call, .. } => self.learn_store(index, node, call),
             Event::Received { node, msg, gift, key, receive_count, seen: true } => {
-                self.seen.insert((node.clone(), *gift, key.clone(), *receive_count), *msg);
+                self.seen.entry((node.clone(), *gift, key.clone(), *receive_count)).or_default().insert(*msg);
             }
+            Event::Handled { node, msg: Some(msg), gift: Some(gift), receive_count, .. } => {
+                for ((n, g, _, count), msgs) in self.seen.iter_mut() {
+                    if n == node && g == gift && count == receive_count {
+                        msgs.remove(msg);
+                    }
+                }
+            }
+            Event::Killed { node } => self.seen.retain(|(n, _, _, _), _| n != node),
             Event::Published { msg, gift, .. } => {
                 self.messages.insert(*msg, *gift);
                 self.live.entry(*gift).or_default().insert(*msg);
@@ -73,9 +83,9 @@ impl Facts {
                     self.reads.insert((node.to_owned(), *gift), (index, *status));
                 }
             }
-            StoreCall::RequestSend { gift, key, decision } => {
+            StoreCall::RequestSend { gift, key, decision, asked_ms } => {
                 if *decision == Decision::Queued {
-                    self.queued.insert((*gift, key.clone()));
+                    self.queued.insert((*gift, key.clone()), *asked_ms);
                 }
                 if matches!(decision, Decision::Queued | Decision::Replay) {
                     self.committed.insert((*gift, key.clone()));

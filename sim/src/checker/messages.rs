@@ -1,9 +1,10 @@
 //! The queue's side: a message is published only for a (gift, key) the store answered
-//! Queued, and is never deleted while its gift is unfinished and no other message of the
-//! gift is left (a lost message, healed only by the stale-QUEUED re-arm much later).
+//! Queued — by a relay only once the publish grace has passed —, and is never deleted while
+//! its gift is unfinished and no other message of the gift is left (a lost message, healed
+//! only by the stale-QUEUED re-arm much later).
 
 use super::{Checker, End, Facts, Invariant, Out, Report};
-use crate::history::{Entry, Event};
+use crate::history::{is_relay, Entry, Event};
 
 #[derive(Default)]
 pub struct Messages;
@@ -11,13 +12,19 @@ pub struct Messages;
 impl Checker for Messages {
     fn observe(&mut self, _: usize, entry: &Entry, facts: &Facts, out: &mut Out) {
         match &entry.event {
-            Event::Published { node, msg, gift, key } if !facts.queued.contains(&(*gift, key.clone())) => {
-                out.add(
+            Event::Published { node, msg, gift, key } => match facts.queued.get(&(*gift, key.clone())) {
+                None => out.add(
                     Invariant::PublishedWithoutAcceptance,
                     Some(*gift),
                     format!("{node} published m{msg} key={key} at {} ms, never answered Queued", entry.at_ms),
-                );
-            }
+                ),
+                Some(asked) if is_relay(node) && entry.at_ms < asked + facts.expect.publish_grace_ms => out.add(
+                    Invariant::RelayedEarly,
+                    Some(*gift),
+                    format!("{node} published m{msg} at {} ms, the send asked at {asked} ms", entry.at_ms),
+                ),
+                Some(_) => {}
+            },
             Event::Deleted { node, msg } => {
                 let Some(gift) = facts.messages.get(msg) else { return };
                 let others = facts.live.get(gift).map_or(0, |live| live.iter().filter(|m| *m != msg).count());

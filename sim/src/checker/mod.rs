@@ -12,10 +12,12 @@
 //!   and the SENT/FAILED writes the workers asked for follow from their own attempts;
 //! - [`messages`]: a message is published only for an accepted send and never deleted
 //!   while its gift is unfinished and no other message of it is left;
+//! - [`deliveries`]: what a worker reports for a delivery matches what it did with it;
 //! - [`stops`]: a worker stopped gracefully returns in time, its deliveries all handled;
 //! - [`liveness`]: everything accepted finishes, within a bound the world implies.
 
 mod answers;
+mod deliveries;
 mod facts;
 mod liveness;
 mod messages;
@@ -59,6 +61,15 @@ pub enum Invariant {
     PublishedWithoutAcceptance,
     /// A message deleted while its gift was unfinished and no other message of it was left.
     MessageLost,
+    /// The message whose final failure recorded FAILED deleted instead of left for the
+    /// dead-letter queue (spec §4).
+    FailedMessageDeleted,
+    /// A relay published an accepted send before its publish grace had passed.
+    RelayedEarly,
+    /// A worker reported a delivery done with (Sent, LostRace, Duplicate) without deleting it.
+    OutcomeMisreported,
+    /// A pseudo-send outcome the failure rate rules out (an ok at rate 1, a failure at 0).
+    RateIgnored,
     /// Two 2xx answers for one (gift, key) with different bodies.
     ReplayChangedBody,
     /// One gift accepted (2xx) under two different keys.
@@ -110,6 +121,10 @@ pub struct Expect {
     pub max_receives: u32,
     /// The longest a healed world may take from healing to quiescence.
     pub heal_bound_ms: u64,
+    /// The pseudo-send's failure rate: at 0 no send may fail, at 1 none may succeed.
+    pub send_failure_rate: f64,
+    /// How long an accepted send's outbox row is left to the API's own publish.
+    pub publish_grace_ms: u64,
 }
 
 /// The end of a run: each gift's final status, when the run got that far.
@@ -155,12 +170,13 @@ trait Checker {
 
 /// Every invariant over `entries`; liveness too when `end.finals` is given (after healing).
 pub fn check(entries: &[Entry], end: &End<'_>) -> Report {
-    let mut facts = Facts::new(end.expect.max_receives);
+    let mut facts = Facts::new(end.expect);
     let mut checkers: Vec<Box<dyn Checker>> = vec![
         Box::<answers::Answers>::default(),
         Box::<statuses::Statuses>::default(),
         Box::<sends::Sends>::default(),
         Box::<messages::Messages>::default(),
+        Box::<deliveries::Deliveries>::default(),
         Box::<stops::Stops>::default(),
         Box::<liveness::Liveness>::default(),
     ];

@@ -19,7 +19,9 @@ use crate::history::{Entry, Event, MsgId, StoreCall};
 struct Started {
     node: String,
     gift: GiftId,
-    msg: Option<MsgId>,
+    /// The messages it may have come from: those its worker received with the claimed
+    /// receive count (two duplicates received together can share one).
+    msgs: BTreeSet<MsgId>,
     /// The index of the read the attempt followed: attempts sharing it share a batch.
     read: Option<usize>,
     after_sent: bool,
@@ -30,7 +32,7 @@ struct Started {
 struct Success {
     node: String,
     read: Option<usize>,
-    msg: Option<MsgId>,
+    msgs: BTreeSet<MsgId>,
     /// Its worker was killed before recording it.
     lost: bool,
 }
@@ -48,9 +50,9 @@ pub struct Sends {
     /// Successes and final failures not yet recorded by a write of their node:
     /// (node, gift) → indices into `ok[gift]`, or the failed attempt's message.
     pending_ok: BTreeMap<(String, GiftId), Vec<usize>>,
-    pending_final_failure: BTreeMap<(String, GiftId), Vec<Option<MsgId>>>,
+    pending_final_failure: BTreeMap<(String, GiftId), Vec<BTreeSet<MsgId>>>,
     /// The node and message whose final failure recorded FAILED, per gift.
-    failed_by: BTreeMap<GiftId, (String, Option<MsgId>)>,
+    failed_by: BTreeMap<GiftId, (String, BTreeSet<MsgId>)>,
     reported: BTreeSet<GiftId>,
     lost_to_crash: BTreeSet<GiftId>,
     duplicate_raced: BTreeSet<GiftId>,
@@ -67,10 +69,10 @@ impl Sends {
     /// Why `success` beside a FAILED decided by `failed_by` (node, message) is excused:
     /// lost with its worker, or on another message in another worker (the worker holding
     /// both, in one batch or two, can and must keep them apart).
-    fn excuse(success: &Success, failed_by: &(String, Option<MsgId>)) -> Option<Excuse> {
+    fn excuse(success: &Success, failed_by: &(String, BTreeSet<MsgId>)) -> Option<Excuse> {
         if success.lost {
             Some(Excuse::LostToCrash)
-        } else if success.msg != failed_by.1 && success.node != failed_by.0 {
+        } else if success.msgs.is_disjoint(&failed_by.1) && success.node != failed_by.0 {
             Some(Excuse::DuplicateRaced)
         } else {
             None
@@ -87,8 +89,8 @@ impl Sends {
     fn started(&mut self, entry: &Entry, facts: &Facts, out: &mut Out) {
         let Event::DispatchStarted { node, attempt, gift, key, receive_count, status } = &entry.event else { return };
         let gift = *gift;
-        let msg = facts.seen.get(&(node.clone(), gift, key.clone(), *receive_count)).copied();
-        if msg.is_none() {
+        let msgs = facts.seen.get(&(node.clone(), gift, key.clone(), *receive_count)).cloned().unwrap_or_default();
+        if msgs.is_empty() {
             out.add(
                 Invariant::PseudoSendWithoutMessage,
                 Some(gift),
@@ -109,10 +111,10 @@ impl Sends {
         let started = Started {
             node: node.clone(),
             gift,
-            msg,
+            msgs,
             read: read.map(|(i, _)| i),
             after_sent: facts.sent_at.contains_key(&gift),
-            final_receive: *receive_count >= facts.max_receives,
+            final_receive: *receive_count >= facts.expect.max_receives,
         };
         self.started.insert(*attempt, started);
     }
@@ -121,9 +123,13 @@ impl Sends {
         let Event::Dispatched { attempt, ok, .. } = &entry.event else { return };
         let Some(s) = self.started.remove(attempt) else { return };
         let (node, gift) = (s.node.clone(), s.gift);
+        let rate = facts.expect.send_failure_rate;
+        if (rate >= 1.0 && *ok) || (rate <= 0.0 && !ok) {
+            out.add(Invariant::RateIgnored, Some(gift), format!("{node}: pseudo-send ok={ok} at failure rate {rate}"));
+        }
         if !ok {
             if s.final_receive {
-                self.pending_final_failure.entry((node, gift)).or_default().push(s.msg);
+                self.pending_final_failure.entry((node, gift)).or_default().push(s.msgs);
             }
             return;
         }
@@ -139,12 +145,12 @@ impl Sends {
         } else if !earlier.is_empty() {
             self.extra_sends += 1;
         }
-        earlier.push(Success { node: node.clone(), read: s.read, msg: s.msg, lost: false });
+        earlier.push(Success { node: node.clone(), read: s.read, msgs: s.msgs.clone(), lost: false });
         let index = earlier.len() - 1;
         self.pending_ok.entry((node, gift)).or_default().push(index);
         if facts.failed.contains(&gift) {
             let failed_by = self.failed_by.get(&gift).cloned().unwrap_or_default();
-            let success = Success { node: s.node.clone(), read: None, msg: s.msg, lost: false };
+            let success = Success { node: s.node.clone(), read: None, msgs: s.msgs, lost: false };
             match Self::excuse(&success, &failed_by) {
                 Some(excuse) => self.excused(gift, excuse),
                 None => self.failed_despite_success(
@@ -198,7 +204,7 @@ impl Sends {
         }
     }
 
-    fn check_failed(&mut self, gift: GiftId, decider: &(String, Option<MsgId>), at_ms: u64, out: &mut Out) {
+    fn check_failed(&mut self, gift: GiftId, decider: &(String, BTreeSet<MsgId>), at_ms: u64, out: &mut Out) {
         let successes = self.ok.remove(&gift).unwrap_or_default();
         let mut excuses = Vec::new();
         for success in &successes {
@@ -224,6 +230,23 @@ impl Checker for Sends {
             Event::DispatchStarted { .. } => self.started(entry, facts, out),
             Event::Dispatched { .. } => self.finished(entry, facts, out),
             Event::Store { node, call, heard } => self.wrote(entry, node, call, *heard, out),
+            // The message whose final failure recorded FAILED is left for the dead-letter
+            // queue; when two duplicates shared that receive count, one of them must be.
+            Event::Deleted { node, msg } => {
+                let mut emptied = None;
+                for (gift, (_, msgs)) in self.failed_by.iter_mut() {
+                    if msgs.remove(msg) && msgs.is_empty() {
+                        emptied = Some(*gift);
+                    }
+                }
+                if let Some(gift) = emptied {
+                    out.add(
+                        Invariant::FailedMessageDeleted,
+                        Some(gift),
+                        format!("{node} deleted m{msg}, whose final failure recorded FAILED, at {} ms", entry.at_ms),
+                    );
+                }
+            }
             // A killed node's attempts are never recorded; a restarted one starts afresh.
             Event::Killed { node } => {
                 for ((n, gift), pending) in &self.pending_ok {

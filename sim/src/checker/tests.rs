@@ -9,7 +9,7 @@ use super::*;
 use crate::history::{Decision, Entry, Event, Phase, StoreCall};
 
 const W: &str = "worker-0";
-const EXPECT: Expect = Expect { max_receives: 5, heal_bound_ms: 1_000 };
+const EXPECT: Expect = Expect { max_receives: 5, heal_bound_ms: 1_000, send_failure_rate: 0.5, publish_grace_ms: 0 };
 
 fn g(n: u128) -> GiftId {
     GiftId::from_random(n)
@@ -40,7 +40,8 @@ impl H {
 
     /// The API's accepted send: the store's Queued, the publish of `msg`, the 202.
     fn accept(&mut self, gift: GiftId, key: &str, msg: u64) -> &mut Self {
-        self.store("api-0", StoreCall::RequestSend { gift, key: key.into(), decision: Decision::Queued })
+        let asked_ms = self.entries.len() as u64;
+        self.store("api-0", StoreCall::RequestSend { gift, key: key.into(), decision: Decision::Queued, asked_ms })
             .push(Event::Published { node: "api-0".into(), msg, gift, key: key.into() })
             .answer(gift, key, 202)
     }
@@ -115,7 +116,7 @@ fn good(gift: GiftId) -> H {
         h.attempt(W, 1, gift, "K-1~!", n, false);
     }
     h.attempt(W, 1, gift, "K-1~!", 5, true).sent(W, gift, true).delete(W, 1);
-    h.store("api-1", StoreCall::RequestSend { gift, key: "K-1~!".into(), decision: Decision::Replay });
+    h.store("api-1", StoreCall::RequestSend { gift, key: "K-1~!".into(), decision: Decision::Replay, asked_ms: 0 });
     h.answer(gift, "K-1~!", 200);
     h
 }
@@ -269,7 +270,10 @@ fn sent_without_a_successful_attempt_is_caught() {
 fn a_publish_without_an_accepted_send_is_caught() {
     let gift = g(5);
     let mut h = H::default();
-    h.store("api-0", StoreCall::RequestSend { gift, key: "a".into(), decision: Decision::Conflict(Status::Queued) });
+    h.store(
+        "api-0",
+        StoreCall::RequestSend { gift, key: "a".into(), decision: Decision::Conflict(Status::Queued), asked_ms: 0 },
+    );
     h.push(Event::Published { node: "api-0".into(), msg: 1, gift, key: "a".into() });
     assert_eq!(h.kinds(&[]), vec![Invariant::PublishedWithoutAcceptance]);
 }
@@ -392,7 +396,13 @@ fn a_graceful_stop_must_finish_with_every_delivery_handled() {
     h.accept(gift, "k", 1);
     stop(&mut h);
     h.attempt(W, 1, gift, "k", 1, true).sent(W, gift, true).delete(W, 1);
-    h.push(Event::Handled { node: W.into(), gift: Some(gift), outcome: crate::history::Outcome::Sent });
+    h.push(Event::Handled {
+        node: W.into(),
+        msg: Some(1),
+        receive_count: 1,
+        gift: Some(gift),
+        outcome: crate::history::Outcome::Sent,
+    });
     h.push(Event::Stopped { node: W.into() });
     assert_eq!(h.kinds(&[]), vec![]);
 
@@ -408,4 +418,63 @@ fn a_graceful_stop_must_finish_with_every_delivery_handled() {
     stop(&mut h);
     h.push(Event::Killed { node: W.into() });
     assert_eq!(h.kinds(&[]), vec![Invariant::StopIncomplete]);
+}
+
+fn handled(node: &str, msg: u64, gift: GiftId, outcome: crate::history::Outcome) -> Event {
+    Event::Handled { node: node.into(), msg: Some(msg), receive_count: 1, gift: Some(gift), outcome }
+}
+
+#[test]
+fn a_relay_publishing_before_the_grace_is_caught() {
+    let gift = g(14);
+    let mut h = H::default();
+    h.accept(gift, "k", 1).push(Event::Published { node: "relay-0".into(), msg: 2, gift, key: "k".into() });
+    let expect = Expect { publish_grace_ms: 100, ..EXPECT };
+    let kinds: Vec<Invariant> =
+        check(&h.entries, &End { finals: None, expect }).violations.iter().map(|v| v.invariant).collect();
+    assert_eq!(kinds, vec![Invariant::RelayedEarly]);
+    // The API's own publish right after the commit is how it should go.
+    let mut h = H::default();
+    h.accept(gift, "k", 1);
+    assert!(check(&h.entries, &End { finals: None, expect }).violations.is_empty());
+}
+
+#[test]
+fn a_pseudo_send_outcome_the_failure_rate_rules_out_is_caught() {
+    let gift = g(15);
+    let mut h = H::default();
+    h.accept(gift, "k", 1).attempt(W, 1, gift, "k", 1, true);
+    let at = |rate: f64| {
+        let expect = Expect { send_failure_rate: rate, ..EXPECT };
+        check(&h.entries, &End { finals: None, expect }).violations.iter().map(|v| v.invariant).collect::<Vec<_>>()
+    };
+    assert_eq!(at(1.0), vec![Invariant::RateIgnored]);
+    assert_eq!(at(0.5), vec![]);
+}
+
+#[test]
+fn deleting_the_message_that_recorded_failed_is_caught() {
+    let gift = g(16);
+    let mut h = exhausted(gift);
+    assert_eq!(h.kinds(&[(gift, Status::Failed)]), vec![]);
+    h.delete(W, 1);
+    assert_eq!(h.kinds(&[(gift, Status::Failed)]), vec![Invariant::FailedMessageDeleted]);
+}
+
+#[test]
+fn an_outcome_reported_done_without_a_delete_is_caught() {
+    use crate::history::Outcome;
+    let gift = g(17);
+    let duplicate = |deleted: bool| {
+        let mut h = good(gift);
+        h.push(Event::Published { node: "relay-0".into(), msg: 2, gift, key: "K-1~!".into() });
+        h.receive(W, 2, gift, "K-1~!", 1).read(W, gift, Status::Sent);
+        if deleted {
+            h.delete(W, 2);
+        }
+        h.push(handled(W, 2, gift, Outcome::Duplicate));
+        h.kinds(&[])
+    };
+    assert_eq!(duplicate(true), vec![]);
+    assert_eq!(duplicate(false), vec![Invariant::OutcomeMisreported]);
 }
