@@ -26,6 +26,9 @@ pub struct Facts {
     pub seen: BTreeMap<(String, GiftId, String, u32), BTreeSet<MsgId>>,
     /// Each message's gift.
     pub messages: BTreeMap<MsgId, GiftId>,
+    /// How many times each message was received, seen or not: counted here, not read from
+    /// the queue's own receive count.
+    pub receives: BTreeMap<MsgId, u32>,
     /// Messages neither deleted nor dead-lettered, per gift.
     pub live: BTreeMap<GiftId, BTreeSet<MsgId>>,
 }
@@ -41,6 +44,7 @@ impl Facts {
             reads: BTreeMap::new(),
             seen: BTreeMap::new(),
             messages: BTreeMap::new(),
+            receives: BTreeMap::new(),
             live: BTreeMap::new(),
         }
     }
@@ -52,7 +56,9 @@ impl Facts {
     pub fn learn(&mut self, index: usize, entry: &Entry) {
         match &entry.event {
             Event::Store { node, call, .. } => self.learn_store(index, node, call),
+            Event::Received { msg, seen: false, .. } => *self.receives.entry(*msg).or_default() += 1,
             Event::Received { node, msg, gift, key, receive_count, seen: true } => {
+                *self.receives.entry(*msg).or_default() += 1;
                 self.seen.entry((node.clone(), *gift, key.clone(), *receive_count)).or_default().insert(*msg);
             }
             Event::Handled { node, msg: Some(msg), gift: Some(gift), receive_count, .. } => {

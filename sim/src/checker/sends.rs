@@ -163,7 +163,7 @@ impl Sends {
     }
 
     /// A SENT write whose answer was lost leaves its success pending: the worker asks again.
-    fn wrote(&mut self, entry: &Entry, node: &str, call: &StoreCall, heard: bool, out: &mut Out) {
+    fn wrote(&mut self, entry: &Entry, facts: &Facts, node: &str, call: &StoreCall, heard: bool, out: &mut Out) {
         match call {
             StoreCall::MarkSent { gifts } => {
                 for (gift, _) in gifts {
@@ -194,6 +194,17 @@ impl Sends {
                     );
                     return;
                 };
+                let receives = decider.iter().map(|m| facts.receives.get(m).copied().unwrap_or(0)).max().unwrap_or(0);
+                if receives < facts.expect.max_receives {
+                    out.add(
+                        Invariant::FailedTooEarly,
+                        Some(*gift),
+                        format!(
+                            "{node} asked for FAILED at {} ms; its message was received {receives} times",
+                            entry.at_ms
+                        ),
+                    );
+                }
                 if *applied {
                     let decider = (node.to_owned(), decider);
                     self.check_failed(*gift, &decider, entry.at_ms, out);
@@ -229,7 +240,7 @@ impl Checker for Sends {
         match &entry.event {
             Event::DispatchStarted { .. } => self.started(entry, facts, out),
             Event::Dispatched { .. } => self.finished(entry, facts, out),
-            Event::Store { node, call, heard } => self.wrote(entry, node, call, *heard, out),
+            Event::Store { node, call, heard } => self.wrote(entry, facts, node, call, *heard, out),
             // The message whose final failure recorded FAILED is left for the dead-letter
             // queue; when two duplicates shared that receive count, one of them must be.
             Event::Deleted { node, msg } => {

@@ -51,6 +51,15 @@ impl H {
         self.push(Event::Received { node, msg, gift, key, receive_count: n, seen: true })
     }
 
+    /// `times` receives of `msg` no worker saw (as a message's earlier receives).
+    fn worn(&mut self, msg: u64, gift: GiftId, key: &str, times: u32) -> &mut Self {
+        for n in 1..=times {
+            let (node, key) = ("queue".into(), key.into());
+            self.push(Event::Received { node, msg, gift, key, receive_count: n, seen: false });
+        }
+        self
+    }
+
     fn read(&mut self, node: &str, gift: GiftId, status: Status) -> &mut Self {
         self.store(node, StoreCall::Read { gifts: vec![(gift, Some(status))] })
     }
@@ -191,7 +200,7 @@ fn failed_with_a_success_in_the_same_batch_is_caught() {
     let gift = g(1);
     let mut h = H::default();
     h.accept(gift, "k", 1).push(Event::Published { node: "relay-0".into(), msg: 2, gift, key: "k".into() });
-    h.receive(W, 1, gift, "k", 5).receive(W, 2, gift, "k", 1).read(W, gift, Status::Queued);
+    h.worn(1, gift, "k", 4).receive(W, 1, gift, "k", 5).receive(W, 2, gift, "k", 1).read(W, gift, Status::Queued);
     let (a, b) = (h.start(W, gift, "k", 5), h.start(W, gift, "k", 1));
     h.outcome(W, a, gift, false).failed(W, gift, true).outcome(W, b, gift, true).sent(W, gift, false);
     assert_eq!(h.kinds(&[(gift, Status::Failed)]), vec![Invariant::FailedDespiteSuccess]);
@@ -223,6 +232,11 @@ fn failed_before_a_final_receive_is_caught() {
     let mut h = exhausted(gift);
     h.entries.pop();
     h.failed("worker-1", gift, true);
+    assert_eq!(h.kinds(&[]), vec![Invariant::FailedTooEarly]);
+
+    // A queue that reports a fifth receive of a message it handed out once.
+    let mut h = H::default();
+    h.accept(gift, "k", 1).attempt(W, 1, gift, "k", 5, false).failed(W, gift, true);
     assert_eq!(h.kinds(&[]), vec![Invariant::FailedTooEarly]);
 }
 
@@ -375,7 +389,7 @@ fn failed_beside_a_duplicate_in_another_worker_is_counted_but_not_in_the_same_wo
         h.accept(gift, "k", 1).push(Event::Published { node: "relay-0".into(), msg: 2, gift, key: "k".into() });
         h.receive(success_node, 2, gift, "k", 1).read(success_node, gift, Status::Queued);
         let ok = h.start(success_node, gift, "k", 1);
-        h.receive(W, 1, gift, "k", 5).read(W, gift, Status::Queued);
+        h.worn(1, gift, "k", 4).receive(W, 1, gift, "k", 5).read(W, gift, Status::Queued);
         let failing = h.start(W, gift, "k", 5);
         h.outcome(W, failing, gift, false).failed(W, gift, true).outcome(success_node, ok, gift, true);
         h.sent(success_node, gift, false);
