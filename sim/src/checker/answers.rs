@@ -65,6 +65,14 @@ impl Answers {
         if echoed != Some(key.as_str()) {
             out.add(Invariant::KeyNotEchoed, Some(gift), format!("sent key {key:?}, answered {code} {body}"));
         }
+        let queued_elsewhere = facts.queued.keys().any(|(g, k)| *g == gift && k != key);
+        if code == 409 && !queued_elsewhere {
+            out.add(
+                Invariant::RefusedWithoutCause,
+                Some(gift),
+                format!("key={key} answered 409; no other key was queued"),
+            );
+        }
         if !(200..300).contains(&code) {
             return;
         }

@@ -29,6 +29,8 @@ pub struct Facts {
     /// How many times each message was received, seen or not: counted here, not read from
     /// the queue's own receive count.
     pub receives: BTreeMap<MsgId, u32>,
+    /// Messages whose delete was acknowledged.
+    pub deleted: BTreeSet<MsgId>,
     /// Messages neither deleted nor dead-lettered, per gift.
     pub live: BTreeMap<GiftId, BTreeSet<MsgId>>,
 }
@@ -44,6 +46,7 @@ impl Facts {
             reads: BTreeMap::new(),
             seen: BTreeMap::new(),
             messages: BTreeMap::new(),
+            deleted: BTreeSet::new(),
             receives: BTreeMap::new(),
             live: BTreeMap::new(),
         }
@@ -74,6 +77,9 @@ impl Facts {
                 self.live.entry(*gift).or_default().insert(*msg);
             }
             Event::Deleted { msg, .. } | Event::DeadLettered { msg, .. } => {
+                if matches!(entry.event, Event::Deleted { .. }) {
+                    self.deleted.insert(*msg);
+                }
                 if let Some(gift) = self.messages.get(msg) {
                     self.live.entry(*gift).or_default().remove(msg);
                 }

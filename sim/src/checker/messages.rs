@@ -25,6 +25,11 @@ impl Checker for Messages {
                 ),
                 Some(_) => {}
             },
+            Event::Received { node, msg, gift, .. } if facts.deleted.contains(msg) => out.add(
+                Invariant::ReceivedAfterDelete,
+                Some(*gift),
+                format!("{node} received m{msg} at {} ms after its delete was acknowledged", entry.at_ms),
+            ),
             Event::Deleted { node, msg } => {
                 let Some(gift) = facts.messages.get(msg) else { return };
                 let others = facts.live.get(gift).map_or(0, |live| live.iter().filter(|m| *m != msg).count());

@@ -76,6 +76,11 @@ pub enum Invariant {
     QueuedTwice,
     /// A 2xx answer for a (gift, key) the store never answered Queued or Replay.
     AcceptedWithoutCommit,
+    /// A 409 for a gift the store had not queued under any other key: a CREATED gift must
+    /// be accepted.
+    RefusedWithoutCause,
+    /// A message received again after its delete was acknowledged.
+    ReceivedAfterDelete,
     /// An answer whose `request_id` is not the key sent, byte for byte (or a 2xx whose
     /// `gift_id` is not the gift asked).
     KeyNotEchoed,

@@ -326,6 +326,7 @@ fn client_answer_invariants_are_caught() {
     assert_eq!(h.kinds(&[]), vec![Invariant::ServerError]);
 
     let mut h = H::default();
+    h.accept(gift, "b", 1);
     h.push(Event::SendAnswered { gift, key: "a".into(), code: 409, body: r#"{"request_id":null}"#.into() });
     assert_eq!(h.kinds(&[]), vec![Invariant::KeyNotEchoed]);
 }
@@ -491,4 +492,19 @@ fn an_outcome_reported_done_without_a_delete_is_caught() {
     };
     assert_eq!(duplicate(true), vec![]);
     assert_eq!(duplicate(false), vec![Invariant::OutcomeMisreported]);
+}
+
+#[test]
+fn a_conflict_without_another_queued_key_and_a_receive_after_a_delete_are_caught() {
+    let gift = g(18);
+    let mut h = H::default();
+    h.accept(gift, "a", 1).answer(gift, "b", 409);
+    assert_eq!(h.kinds(&[]), vec![]);
+    let mut h = H::default();
+    h.answer(gift, "b", 409);
+    assert_eq!(h.kinds(&[]), vec![Invariant::RefusedWithoutCause]);
+
+    let mut h = good(gift);
+    h.receive("worker-1", 1, gift, "K-1~!", 6);
+    assert_eq!(h.kinds(&[]), vec![Invariant::ReceivedAfterDelete]);
 }
