@@ -24,6 +24,7 @@ Rules (per container, or on the union in fallback mode)
   * LOCAL_ONLY names must not be set by Terraform:
       AWS_ENDPOINT_URL_SQS  points the SQS client at a local emulator
       DATABASE_URL          the alternative to DB_*; Terraform uses the split form
+      EFFECT_LOG, NODE_NAME the effect tap of the real-stack run (docs/testing.md)
   * a name may not be both a plain variable and a secret.
 AWS_REGION needs no exception: the binaries read it, and the task definitions
 set it explicitly (Fargate would also inject it).
@@ -43,6 +44,8 @@ from pathlib import Path
 LOCAL_ONLY = {
     "AWS_ENDPOINT_URL_SQS": "local SQS emulator endpoint; in AWS the SDK default is right",
     "DATABASE_URL": "alternative to the DB_* form that Terraform sets",
+    "EFFECT_LOG": "the effect tap of the real-stack run (gift-stack); never on in production",
+    "NODE_NAME": "the process's name in the effect log (api-1, worker-2)",
 }
 CONTRACT_MAPS = (
     "app_common_environment",

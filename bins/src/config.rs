@@ -25,6 +25,19 @@ pub struct LogArgs {
     pub log_level: String,
 }
 
+/// The effect tap (`gift_runtime::tap`): every port call written to a file as one JSON
+/// line, for the real-stack run's history. Off in production.
+#[derive(Debug, Clone, Args)]
+pub struct TapArgs {
+    /// File to append the process's effect lines to; unset: no tap.
+    #[arg(long, env = "EFFECT_LOG")]
+    pub effect_log: Option<PathBuf>,
+    /// The process's name in those lines (api-1, worker-2); its relay is `relay-` + the
+    /// number.
+    #[arg(long, env = "NODE_NAME", default_value = "node-1")]
+    pub node_name: String,
+}
+
 /// The async runtime the service runs on.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
@@ -261,6 +274,8 @@ pub struct ApiServiceConfig {
     #[command(flatten)]
     pub sqs: SqsArgs,
     #[command(flatten)]
+    pub tap: TapArgs,
+    #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -284,6 +299,8 @@ pub struct WorkerServiceConfig {
     /// File the worker loop touches each turn; `gift-worker healthcheck` reads it.
     #[arg(long, env = "HEARTBEAT_FILE", default_value = "/tmp/gift-worker.heartbeat", global = true)]
     pub heartbeat_file: PathBuf,
+    #[command(flatten)]
+    pub tap: TapArgs,
     #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]

@@ -7,9 +7,11 @@ use std::time::Duration;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::MatchedPath;
 use axum::extract::Request;
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
+use gift_core::domain::IdempotencyKey;
 use gift_core::http::ApiError;
 use gift_core::AppError;
 use std::time::Instant;
@@ -20,14 +22,15 @@ use crate::config::HttpArgs;
 
 /// Wraps the router with, outermost first: request logging, error mapping for the
 /// layers below, load shedding at `MAX_CONCURRENT_REQUESTS` (503 + Retry-After at once,
-/// instead of an unbounded queue), and `REQUEST_TIMEOUT_MS` (503).
+/// instead of an unbounded queue), and `REQUEST_TIMEOUT_MS` (503). Those 503s echo the
+/// request's Idempotency-Key like every other answer, so a client can match them.
 ///
 /// `Router::layer` wraps each route on its own, so the limit takes a semaphore shared by
 /// every route (`GlobalConcurrencyLimitLayer`); tower's `ConcurrencyLimitLayer` would give
 /// each route a limit of its own, and the API as a whole several times the setting.
 pub fn with_transport(router: Router, http: &HttpArgs) -> Router {
     let limits = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|e: BoxError| async move {
+        .layer(HandleErrorLayer::new(|headers: HeaderMap, e: BoxError| async move {
             let reason = if e.is::<tower::timeout::error::Elapsed>() {
                 "request timed out"
             } else if e.is::<tower::load_shed::error::Overloaded>() {
@@ -35,7 +38,11 @@ pub fn with_transport(router: Router, http: &HttpArgs) -> Router {
             } else {
                 "transport error"
             };
-            ApiError::from(AppError::Unavailable(reason.into())).into_response()
+            let key = headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|k| IdempotencyKey::parse(k).ok());
+            ApiError::new(AppError::Unavailable(reason.into()), key).into_response()
         }))
         .load_shed()
         .layer(GlobalConcurrencyLimitLayer::new(http.max_concurrent_requests))
@@ -130,5 +137,24 @@ mod tests {
         assert_eq!(first.status(), StatusCode::OK);
         let after = router.oneshot(get_request("/other")).await.expect("infallible");
         assert_eq!(after.status(), StatusCode::OK, "the permit returns when the held request ends");
+    }
+
+    /// A send that runs past `REQUEST_TIMEOUT_MS` is answered 503 in the error shape with
+    /// its key echoed (the real-stack run found it answered `"request_id": null`).
+    #[tokio::test]
+    async fn a_timed_out_send_echoes_its_key() {
+        let slow = || async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "late"
+        };
+        let router = Router::new().route("/slow", axum::routing::post(slow));
+        let router = with_transport(router, &HttpArgs { request_timeout_ms: 10, ..limits(8) });
+        let req = Request::post("/slow").header("idempotency-key", "Key-1").body(Body::empty()).expect("a request");
+        let res = router.oneshot(req).await.expect("infallible");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bytes = http_body_util::BodyExt::collect(res.into_body()).await.expect("a body").to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(body["request_id"], "Key-1", "{body}");
+        assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE", "{body}");
     }
 }

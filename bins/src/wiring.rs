@@ -10,8 +10,9 @@ use gift_core::worker::WorkerEvent;
 use gift_runtime::postgres::PgStore;
 use gift_runtime::rt::SystemEnv;
 use gift_runtime::sqs::SqsQueue;
+use gift_runtime::tap::Tap;
 
-use crate::config::{DbArgs, SqsArgs};
+use crate::config::{DbArgs, SqsArgs, TapArgs};
 
 /// Connects the production store (lazily) and runs migrations if asked.
 pub async fn postgres_store(db: &DbArgs) -> Result<Arc<PgStore>, String> {
@@ -37,10 +38,36 @@ pub fn deps(
     Deps { store, queue, dispatcher: Arc::new(PseudoDispatcher::new(env.clone(), failure_rate)), env }
 }
 
+/// The effect tap, when `EFFECT_LOG` is set.
+pub fn open_tap(args: &TapArgs) -> Result<Option<Arc<Tap>>, String> {
+    let Some(path) = &args.effect_log else { return Ok(None) };
+    Tap::open(path, &args.node_name).map(Some).map_err(|e| format!("cannot open {} (EFFECT_LOG): {e}", path.display()))
+}
+
+/// The worker's relay's tap: the same file, named `relay-N` for `worker-N`.
+pub fn relay_tap(tap: &Tap, args: &TapArgs) -> Result<Arc<Tap>, String> {
+    let number = args.node_name.strip_prefix("worker-").unwrap_or(&args.node_name);
+    tap.renamed(&format!("relay-{number}")).map_err(|e| format!("cannot share the effect log: {e}"))
+}
+
+/// `deps` with every port call written to `tap`.
+pub fn tapped(deps: &Deps, tap: &Arc<Tap>) -> Deps {
+    Deps {
+        store: tap.store(deps.store.clone()),
+        queue: tap.queue(deps.queue.clone()),
+        dispatcher: tap.dispatcher(deps.dispatcher.clone()),
+        env: deps.env.clone(),
+    }
+}
+
 /// A worker observer that touches `path` on every loop turn (for the container health check).
-pub fn heartbeat(path: &Path) -> impl Fn(WorkerEvent<'_>) + Send + Sync + 'static {
+/// When a tap is given, each handled delivery is also written to it.
+pub fn heartbeat(path: &Path, tap: Option<Arc<Tap>>) -> impl Fn(WorkerEvent<'_>) + Send + Sync + 'static {
     let path = path.to_owned();
     move |event| {
+        if let (WorkerEvent::Handled(delivery, outcome), Some(tap)) = (&event, &tap) {
+            tap.handled(delivery, outcome);
+        }
         if !matches!(event, WorkerEvent::Turn) {
             return;
         }

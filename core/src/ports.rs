@@ -123,9 +123,15 @@ pub trait Store: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Receipt(pub String);
 
+/// The queue's own id of a message (SQS `MessageId`): the same on every receipt of it, so
+/// log lines and the real-stack history can follow one message from publish to delete.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub String);
+
 /// One receipt of a queue message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    pub message_id: MessageId,
     /// Raw body; the worker parses it so a poison message is its decision, not the adapter's.
     pub body: String,
     pub receipt: Receipt,
@@ -137,7 +143,7 @@ pub struct Delivery {
 /// the maximum number of receives.
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
-    async fn publish(&self, body: &str) -> Result<(), QueueError>;
+    async fn publish(&self, body: &str) -> Result<MessageId, QueueError>;
     /// Waits up to `wait` for at least one message; returns at most `max`.
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;

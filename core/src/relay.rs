@@ -66,9 +66,9 @@ async fn publish_due(deps: &Deps, config: RelayConfig, now: Timestamp, pass: &mu
     for entry in deps.store.outbox_due(now, config.batch).await? {
         let body = SendMessage { gift_id: entry.gift_id, request_id: entry.request_id.clone() }.to_body();
         match deps.queue.publish(&body).await {
-            Ok(()) => {
+            Ok(message_id) => {
                 pass.published += 1;
-                tracing::info!(gift_id = %entry.gift_id, request_id = %entry.request_id, event = "RELAYED", "outbox message published");
+                tracing::info!(gift_id = %entry.gift_id, request_id = %entry.request_id, message_id = %message_id.0, event = "RELAYED", "outbox message published");
                 deps.store.outbox_remove(&entry).await?;
             }
             Err(e) => {

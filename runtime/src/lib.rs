@@ -11,6 +11,8 @@
 //!   service, one database file, data survives restarts.
 //! - `postgres` (feature `postgres`): the production store on PostgreSQL.
 //! - `sqs` (feature `sqs`): the production queue on Amazon SQS (or a local emulator).
+//! - [`tap`]: the effect tap — every port call of a process as one JSON line, for the
+//!   real-stack run's history (off unless `EFFECT_LOG` is set).
 //! - `conformance` (feature `conformance`): one suite per port, plain async functions that
 //!   every implementation must pass.
 //!
@@ -19,6 +21,7 @@
 
 pub mod memory;
 pub mod rt;
+pub mod tap;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

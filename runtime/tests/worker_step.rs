@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, SendMessage, Status};
-use gift_core::ports::{Delivery, Dispatcher, Env, Queue, Receipt, SendCommand, Store};
+use gift_core::ports::{Delivery, Dispatcher, Env, MessageId, Queue, Receipt, SendCommand, Store};
 use gift_core::service::{handle_deliveries, BatchTerms, DeliveryOutcome, Deps, InFlight, RetryPolicy};
 use gift_core::QueueError;
 use gift_runtime::memory::{MemoryQueue, MemoryStore, QueueSettings};
@@ -52,7 +52,7 @@ struct NoRenewals(Arc<MemoryQueue>);
 
 #[async_trait]
 impl Queue for NoRenewals {
-    async fn publish(&self, body: &str) -> Result<(), QueueError> {
+    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
         self.0.publish(body).await
     }
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {

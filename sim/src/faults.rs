@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendMessage, Status, Timestamp};
-use gift_core::ports::{Delivery, Dispatcher, OutboxEntry, Queue, Receipt, SendCommand, SendDecision, Store};
+use gift_core::ports::{
+    Delivery, Dispatcher, MessageId, OutboxEntry, Queue, Receipt, SendCommand, SendDecision, Store,
+};
 use gift_core::{QueueError, StoreError};
 use gift_runtime::memory::{MemoryQueue, MemoryStore};
 use gift_runtime::rt;
@@ -158,13 +160,13 @@ impl Store for FaultyStore {
         self.before().await?;
         let r = self.inner.get_gift(id).await;
         let status = r.as_ref().ok().and_then(|g| g.as_ref().map(|g| g.status));
-        self.answered(StoreCall::Read { gifts: vec![(id, status)] }, false, r)
+        self.answered(StoreCall::Read { gifts: vec![(id, status)], asked_ms: None }, false, r)
     }
 
     async fn get_gifts(&self, ids: &[GiftId]) -> Result<Vec<Option<Gift>>, StoreError> {
         self.before().await?;
         let r = self.inner.get_gifts(ids).await;
-        self.answered(StoreCall::Read { gifts: statuses(ids, &r) }, false, r)
+        self.answered(StoreCall::Read { gifts: statuses(ids, &r), asked_ms: None }, false, r)
     }
 
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
@@ -256,12 +258,13 @@ impl FaultyQueue {
         }
     }
 
-    fn apply_publish(&self, body: &str) {
+    fn apply_publish(&self, body: &str) -> MessageId {
         let msg = self.inner.enqueue(body);
         if let Some(m) = gift_of(body) {
             let (gift, key) = (m.gift_id, m.request_id.to_string());
             self.ctx.record(Event::Published { node: self.ctx.node(), msg, gift, key });
         }
+        MessageId(msg.to_string())
     }
 
     fn note_dead_letters(&self) {
@@ -298,7 +301,7 @@ fn queue_down(what: &str) -> QueueError {
 
 #[async_trait]
 impl Queue for FaultyQueue {
-    async fn publish(&self, body: &str) -> Result<(), QueueError> {
+    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
         let r = self.ctx.rates;
         self.ctx.lag(self.ctx.latency_max_ms).await;
         if self.ctx.fire(r.publish_fail, "publish_fail") {
@@ -312,14 +315,14 @@ impl Queue for FaultyQueue {
             }
             return Err(queue_down("SendMessage timed out"));
         }
-        self.apply_publish(body);
+        let id = self.apply_publish(body);
         if self.ctx.fire(r.duplicate_delivery, "duplicate_delivery") {
             self.apply_publish(body);
         }
         if self.ctx.fire(r.publish_lie, "publish_lie") {
             return Err(queue_down("SendMessage succeeded but the response was lost"));
         }
-        Ok(())
+        Ok(id)
     }
 
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {

@@ -155,6 +155,9 @@ pub enum StoreCall {
     /// `get_gift` or `get_gifts`: each gift asked with the status read (`None`: unknown).
     Read {
         gifts: Vec<(GiftId, Option<Status>)>,
+        /// When the read was asked, if not at the entry's own time: a real read's answer
+        /// held somewhere between the two (the simulation's reads are instants: `None`).
+        asked_ms: Option<u64>,
     },
     /// The send transaction.
     RequestSend {
@@ -195,32 +198,9 @@ pub enum Decision {
     Error,
 }
 
-/// What the worker reported for one delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
-    Sent,
-    LostRace,
-    Duplicate,
-    RetryLater,
-    Failed,
-    Poison,
-    Error,
-}
-
-impl From<&gift_core::service::DeliveryOutcome> for Outcome {
-    fn from(o: &gift_core::service::DeliveryOutcome) -> Self {
-        use gift_core::service::DeliveryOutcome as D;
-        match o {
-            D::Sent => Outcome::Sent,
-            D::LostRace => Outcome::LostRace,
-            D::Duplicate => Outcome::Duplicate,
-            D::RetryLater => Outcome::RetryLater,
-            D::Failed => Outcome::Failed,
-            D::Poison(_) => Outcome::Poison,
-            D::Error(_) => Outcome::Error,
-        }
-    }
-}
+/// What the worker reported for one delivery: the effect tap's own type, so the real
+/// stack's effect logs and the simulation speak of outcomes alike.
+pub use gift_runtime::tap::Handled as Outcome;
 
 /// The phases of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,11 +233,14 @@ impl fmt::Display for StoreCall {
         let list = |items: Vec<String>| items.join(",");
         match self {
             StoreCall::Insert { gift, applied } => write!(f, "insert {} -> {applied}", short(gift)),
-            StoreCall::Read { gifts } => write!(
-                f,
-                "read {}",
-                list(gifts.iter().map(|(g, s)| format!("{}={}", short(g), s.map_or("none", Status::as_str))).collect())
-            ),
+            StoreCall::Read { gifts, asked_ms } => {
+                let read = gifts.iter().map(|(g, s)| format!("{}={}", short(g), s.map_or("none", Status::as_str)));
+                write!(f, "read {}", list(read.collect()))?;
+                match asked_ms {
+                    Some(asked) => write!(f, " (asked at {asked})"),
+                    None => Ok(()),
+                }
+            }
             StoreCall::RequestSend { gift, key, decision, .. } => {
                 write!(f, "request_send {} key={} -> {decision:?}", short(gift), key_text(key))
             }

@@ -18,6 +18,10 @@ async fn run(config: ApiServiceConfig) -> Result<(), String> {
     let queue = wiring::sqs_queue(&config.sqs).await;
     // The API never pseudo-sends; the rate only matters to the worker.
     let deps = wiring::deps(store, queue, 0.0);
+    let deps = match wiring::open_tap(&config.tap)? {
+        Some(tap) => wiring::tapped(&deps, &tap),
+        None => deps,
+    };
     let router = serve::with_transport(gift_core::http::router(deps, config.http.api_config()), &config.http);
     let addr = SocketAddr::new(config.host, config.http.port);
     serve::serve(router, addr, shutdown_signal()).await.map_err(|e| format!("cannot serve on {addr} (PORT/HOST): {e}"))

@@ -23,7 +23,12 @@ async fn run(config: WorkerServiceConfig) -> Result<(), String> {
     let relay_config = config.worker.relay_config()?;
     let store = wiring::postgres_store(&config.db).await?;
     let queue = wiring::sqs_queue(&config.sqs).await;
-    let deps = wiring::deps(store, queue, config.worker.send_failure_rate);
+    let base = wiring::deps(store, queue, config.worker.send_failure_rate);
+    let tap = wiring::open_tap(&config.tap)?;
+    let (deps, relay_deps) = match &tap {
+        Some(tap) => (wiring::tapped(&base, tap), wiring::tapped(&base, &wiring::relay_tap(tap, &config.tap)?)),
+        None => (base.clone(), base),
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -32,7 +37,7 @@ async fn run(config: WorkerServiceConfig) -> Result<(), String> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let relay = tokio::spawn(gift_core::relay::run_relay(deps.clone(), relay_config, |_| {}, stopped()));
+    let relay = tokio::spawn(gift_core::relay::run_relay(relay_deps, relay_config, |_| {}, stopped()));
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
@@ -42,10 +47,13 @@ async fn run(config: WorkerServiceConfig) -> Result<(), String> {
     gift_core::worker::run_worker(
         deps,
         config.worker.worker_config(),
-        wiring::heartbeat(&config.heartbeat_file),
+        wiring::heartbeat(&config.heartbeat_file, tap.clone()),
         stopped(),
     )
     .await;
+    if let Some(tap) = &tap {
+        tap.write(gift_runtime::rt::now_utc().timestamp_micros(), gift_runtime::tap::Effect::Stopped);
+    }
     let _ = relay.await;
     Ok(())
 }

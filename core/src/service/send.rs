@@ -45,7 +45,8 @@ pub async fn request_send(
 
     let message = SendMessage { gift_id, request_id: key.clone() };
     match queue.publish(&message.to_body()).await {
-        Ok(()) => {
+        Ok(message_id) => {
+            tracing::info!(gift_id = %gift_id, request_id = %key, message_id = %message_id.0, event = "PUBLISHED", "send message published");
             let entry = OutboxEntry { gift_id, request_id: key.clone() };
             if let Err(e) = store.outbox_remove(&entry).await {
                 // Harmless: the relay will publish a duplicate, which the worker ignores.

@@ -3,7 +3,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gift_core::ports::{Delivery, Queue, Receipt};
+use gift_core::ports::{Delivery, MessageId, Queue, Receipt};
 use gift_core::QueueError;
 use tokio::sync::Notify;
 
@@ -121,7 +121,12 @@ impl MemoryQueue {
             m.visible_at = now + self.settings.visibility_timeout;
             let receipt = format!("{id}:{}", m.receive_count);
             m.receipt = Some(receipt.clone());
-            out.push(Delivery { body: m.body.clone(), receipt: Receipt(receipt), receive_count: m.receive_count });
+            out.push(Delivery {
+                message_id: MessageId(id.to_string()),
+                body: m.body.clone(),
+                receipt: Receipt(receipt),
+                receive_count: m.receive_count,
+            });
         }
         for id in to_dead {
             let m = st.messages.remove(&id).expect("listed above");
@@ -146,9 +151,8 @@ impl MemoryQueue {
 
 #[async_trait]
 impl Queue for MemoryQueue {
-    async fn publish(&self, body: &str) -> Result<(), QueueError> {
-        self.enqueue(body);
-        Ok(())
+    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
+        Ok(MessageId(self.enqueue(body).to_string()))
     }
 
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gift_core::ports::{Delivery, Queue, Receipt};
+use gift_core::ports::{Delivery, MessageId, Queue, Receipt};
 use gift_core::{QueueError, StoreError};
 use sqlx::Row;
 
@@ -87,6 +87,7 @@ impl SqliteQueue {
                 .await
                 .map_err(queue_error)?;
             out.push(Delivery {
+                message_id: MessageId(id.to_string()),
                 body: row.get("body"),
                 receipt: Receipt(receipt),
                 receive_count: receive_count as u32,
@@ -99,13 +100,13 @@ impl SqliteQueue {
 
 #[async_trait]
 impl Queue for SqliteQueue {
-    async fn publish(&self, body: &str) -> Result<(), QueueError> {
+    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
         sqlx::query("INSERT INTO queue_messages (body, visible_at) VALUES (?, ?)")
             .bind(body)
             .bind(micros(rt::now_utc()))
             .execute(&self.pool)
             .await
-            .map(|_| ())
+            .map(|done| MessageId(done.last_insert_rowid().to_string()))
             .map_err(queue_error)
     }
 

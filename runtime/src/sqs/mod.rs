@@ -11,7 +11,7 @@ use aws_sdk_sqs::types::{
 };
 use aws_sdk_sqs::Client;
 use gift_core::domain::SendMessage;
-use gift_core::ports::{Delivery, Queue, Receipt};
+use gift_core::ports::{Delivery, MessageId, Queue, Receipt};
 use gift_core::QueueError;
 
 pub use aws_sdk_sqs::Client as SqsClient;
@@ -109,7 +109,7 @@ fn seconds(d: Duration) -> i32 {
 
 #[async_trait]
 impl Queue for SqsQueue {
-    async fn publish(&self, body: &str) -> Result<(), QueueError> {
+    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
         let mut send = self.client.send_message().queue_url(&self.queue_url).message_body(body);
         // The request id also travels as an attribute, so it is visible without parsing the body.
         if let Ok(msg) = SendMessage::from_body(body) {
@@ -120,7 +120,10 @@ impl Queue for SqsQueue {
                 .map_err(|e| QueueError::Other(e.to_string()))?;
             send = send.message_attributes("request_id", attr);
         }
-        send.send().await.map(|_| ()).map_err(queue_error)
+        let out = send.send().await.map_err(queue_error)?;
+        out.message_id
+            .map(MessageId)
+            .ok_or_else(|| QueueError::Other("SendMessage answered without a MessageId".into()))
     }
 
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
@@ -143,7 +146,13 @@ impl Queue for SqsQueue {
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| QueueError::Other("message without ApproximateReceiveCount".into()))?;
             let receipt = m.receipt_handle.ok_or_else(|| QueueError::Other("message without receipt handle".into()))?;
-            deliveries.push(Delivery { body: m.body.unwrap_or_default(), receipt: Receipt(receipt), receive_count });
+            let message_id = m.message_id.ok_or_else(|| QueueError::Other("message without MessageId".into()))?;
+            deliveries.push(Delivery {
+                message_id: MessageId(message_id),
+                body: m.body.unwrap_or_default(),
+                receipt: Receipt(receipt),
+                receive_count,
+            });
         }
         Ok(deliveries)
     }

@@ -9,21 +9,32 @@ use gift_core::domain::{GiftId, Status};
 use super::Expect;
 use crate::history::{Decision, Entry, Event, MsgId, StoreCall};
 
+/// A node's read of a gift.
+#[derive(Debug, Clone, Copy)]
+pub struct Read {
+    pub index: usize,
+    pub status: Option<Status>,
+    /// When it was asked, for a read that is not an instant.
+    pub asked_ms: Option<u64>,
+}
+
 pub struct Facts {
     pub expect: Expect,
     /// (gift, key) the store answered Queued, with when the send was asked.
     pub queued: BTreeMap<(GiftId, String), u64>,
     /// (gift, key) the store answered Queued or Replay.
     pub committed: BTreeSet<(GiftId, String)>,
-    /// The index of the first SENT write the store applied, per gift.
-    pub sent_at: BTreeMap<GiftId, usize>,
+    /// The index and time of the first SENT write the store applied, per gift.
+    pub sent_at: BTreeMap<GiftId, (usize, u64)>,
     /// Gifts the store moved to FAILED.
     pub failed: BTreeSet<GiftId>,
-    /// (node, gift) → (index, status) of that node's latest read of the gift.
-    pub reads: BTreeMap<(String, GiftId), (usize, Option<Status>)>,
+    /// (node, gift) → that node's latest read of the gift.
+    pub reads: BTreeMap<(String, GiftId), Read>,
     /// (node, gift, key, receive count) of the receives a node has in hand (seen, not yet
     /// handled, node not killed since), with their messages.
     pub seen: BTreeMap<(String, GiftId, String, u32), BTreeSet<MsgId>>,
+    /// (node, message) → the index of that node's latest seen receive of it.
+    pub received_at: BTreeMap<(String, MsgId), usize>,
     /// Each message's gift.
     pub messages: BTreeMap<MsgId, GiftId>,
     /// How many times each message was received, seen or not: counted here, not read from
@@ -45,6 +56,7 @@ impl Facts {
             failed: BTreeSet::new(),
             reads: BTreeMap::new(),
             seen: BTreeMap::new(),
+            received_at: BTreeMap::new(),
             messages: BTreeMap::new(),
             deleted: BTreeSet::new(),
             receives: BTreeMap::new(),
@@ -58,10 +70,11 @@ impl Facts {
 
     pub fn learn(&mut self, index: usize, entry: &Entry) {
         match &entry.event {
-            Event::Store { node, call, .. } => self.learn_store(index, node, call),
+            Event::Store { node, call, .. } => self.learn_store(index, entry.at_ms, node, call),
             Event::Received { msg, seen: false, .. } => *self.receives.entry(*msg).or_default() += 1,
             Event::Received { node, msg, gift, key, receive_count, seen: true } => {
                 *self.receives.entry(*msg).or_default() += 1;
+                self.received_at.insert((node.clone(), *msg), index);
                 self.seen.entry((node.clone(), *gift, key.clone(), *receive_count)).or_default().insert(*msg);
             }
             Event::Handled { node, msg: Some(msg), gift: Some(gift), receive_count, .. } => {
@@ -88,11 +101,12 @@ impl Facts {
         }
     }
 
-    fn learn_store(&mut self, index: usize, node: &str, call: &StoreCall) {
+    fn learn_store(&mut self, index: usize, at_ms: u64, node: &str, call: &StoreCall) {
         match call {
-            StoreCall::Read { gifts } => {
+            StoreCall::Read { gifts, asked_ms } => {
                 for (gift, status) in gifts {
-                    self.reads.insert((node.to_owned(), *gift), (index, *status));
+                    let read = Read { index, status: *status, asked_ms: *asked_ms };
+                    self.reads.insert((node.to_owned(), *gift), read);
                 }
             }
             StoreCall::RequestSend { gift, key, decision, asked_ms } => {
@@ -106,7 +120,7 @@ impl Facts {
             StoreCall::MarkSent { gifts } => {
                 for (gift, won) in gifts {
                     if *won {
-                        self.sent_at.entry(*gift).or_insert(index);
+                        self.sent_at.entry(*gift).or_insert((index, at_ms));
                     }
                 }
             }

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gift_core::domain::{GiftId, Status};
 
+use super::facts::Read;
 use super::{Checker, End, Facts, Invariant, Out, Report};
 use crate::history::{Entry, Event, MsgId, StoreCall};
 
@@ -101,19 +102,33 @@ impl Sends {
             );
         }
         let read = facts.reads.get(&(node.clone(), gift)).copied();
-        if *status != Status::Queued || read.map(|(_, s)| s) != Some(Some(Status::Queued)) {
+        if *status != Status::Queued || read.map(|r| r.status) != Some(Some(Status::Queued)) {
             out.add(
                 Invariant::PseudoSendOfFinishedGift,
                 Some(gift),
                 format!("{node} at {} ms: handed {status}, its last read said {read:?}", entry.at_ms),
             );
         }
+        // A pseudo-send is a second send when the gift was SENT before the read it followed:
+        // a SENT landing between that read and the start is the at-least-once race (counted
+        // in `extra_sends`), which real processes hit and no worker can close. A read older
+        // than the message it acts on did not consult the store for it, and earns nothing.
+        // A real read is an interval: SENT before it was asked is what counts.
+        let fresh_read = read.filter(|r| {
+            msgs.iter().all(|m| facts.received_at.get(&(node.clone(), *m)).is_some_and(|&got| got < r.index))
+        });
+        let after_sent = match (facts.sent_at.get(&gift), fresh_read) {
+            (Some(&(_, sent_ms)), Some(Read { asked_ms: Some(asked), .. })) => sent_ms < asked,
+            (Some(&(sent, _)), Some(read)) => sent < read.index,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
         let started = Started {
             node: node.clone(),
             gift,
             msgs,
-            read: read.map(|(i, _)| i),
-            after_sent: facts.sent_at.contains_key(&gift),
+            read: read.map(|r| r.index),
+            after_sent,
             final_receive: *receive_count >= facts.expect.max_receives,
         };
         self.started.insert(*attempt, started);

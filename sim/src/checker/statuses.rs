@@ -1,6 +1,10 @@
 //! Every status anyone observed — a read's answer, a send decision, an applied write, the
 //! final state — follows the state machine from the one observed before it. This reads
 //! answers, so a store that moves a finished gift again shows up in whoever reads it next.
+//!
+//! A real read's answer held somewhere between when it was asked and when it was answered
+//! (the entry's time), so it contradicts only what had been observed before it was asked;
+//! the simulation's reads are instants and contradict anything observed before them.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +15,8 @@ use crate::history::{Decision, Entry, Event, StoreCall};
 
 #[derive(Default)]
 pub struct Statuses {
-    last: BTreeMap<GiftId, (Status, u64)>,
+    /// Per gift, each status observed with the earliest time it was observed.
+    seen: BTreeMap<GiftId, BTreeMap<Status, u64>>,
 }
 
 /// Whether the state machine (written out here, independently of `Status::can_become`)
@@ -25,17 +30,20 @@ fn reachable(from: Status, to: Status) -> bool {
 }
 
 impl Statuses {
-    fn saw(&mut self, gift: GiftId, status: Status, at_ms: u64, what: &str, out: &mut Out) {
-        if let Some((before, then)) = self.last.get(&gift) {
-            if !reachable(*before, status) {
-                out.add(
-                    Invariant::IllegalTransition,
-                    Some(gift),
-                    format!("{before} at {then} ms, then {status} ({what}) at {at_ms} ms"),
-                );
-            }
+    /// `asked_ms`: when an observation that is not an instant began.
+    fn saw(&mut self, gift: GiftId, status: Status, at_ms: u64, asked_ms: Option<u64>, what: &str, out: &mut Out) {
+        let seen = self.seen.entry(gift).or_default();
+        let contradicted = seen
+            .iter()
+            .find(|(before, then)| asked_ms.is_none_or(|asked| **then < asked) && !reachable(**before, status));
+        if let Some((before, then)) = contradicted {
+            out.add(
+                Invariant::IllegalTransition,
+                Some(gift),
+                format!("{before} at {then} ms, then {status} ({what}) at {at_ms} ms"),
+            );
         }
-        self.last.insert(gift, (status, at_ms));
+        seen.entry(status).or_insert(at_ms);
     }
 }
 
@@ -44,28 +52,28 @@ impl Checker for Statuses {
         let Event::Store { node, call, .. } = &entry.event else { return };
         let at = entry.at_ms;
         match call {
-            StoreCall::Read { gifts } => {
+            StoreCall::Read { gifts, asked_ms } => {
                 for (gift, status) in gifts {
                     if let Some(s) = status {
-                        self.saw(*gift, *s, at, &format!("read by {node}"), out);
+                        self.saw(*gift, *s, at, *asked_ms, &format!("read by {node}"), out);
                     }
                 }
             }
             StoreCall::RequestSend { gift, decision: Decision::Queued, .. } => {
-                self.saw(*gift, Status::Queued, at, "queued", out)
+                self.saw(*gift, Status::Queued, at, None, "queued", out)
             }
             StoreCall::RequestSend { gift, decision: Decision::Conflict(s), .. } => {
-                self.saw(*gift, *s, at, "send conflict", out)
+                self.saw(*gift, *s, at, None, "send conflict", out)
             }
             StoreCall::MarkSent { gifts } => {
                 for (gift, won) in gifts {
                     if *won {
-                        self.saw(*gift, Status::Sent, at, &format!("written by {node}"), out);
+                        self.saw(*gift, Status::Sent, at, None, &format!("written by {node}"), out);
                     }
                 }
             }
             StoreCall::MarkFailed { gift, applied: true } => {
-                self.saw(*gift, Status::Failed, at, &format!("written by {node}"), out)
+                self.saw(*gift, Status::Failed, at, None, &format!("written by {node}"), out)
             }
             _ => {}
         }
@@ -73,8 +81,8 @@ impl Checker for Statuses {
 
     fn finish(&mut self, end: &End<'_>, _: &Facts, out: &mut Out, _: &mut Report) {
         for (gift, status) in end.finals.into_iter().flatten() {
-            let at = self.last.get(gift).map_or(0, |(_, t)| *t);
-            self.saw(*gift, *status, at, "final", out);
+            let at = self.seen.get(gift).and_then(|s| s.values().max().copied()).unwrap_or(0);
+            self.saw(*gift, *status, at, None, "final", out);
         }
     }
 }

@@ -61,7 +61,7 @@ impl H {
     }
 
     fn read(&mut self, node: &str, gift: GiftId, status: Status) -> &mut Self {
-        self.store(node, StoreCall::Read { gifts: vec![(gift, Some(status))] })
+        self.store(node, StoreCall::Read { gifts: vec![(gift, Some(status))], asked_ms: None })
     }
 
     fn start(&mut self, node: &str, gift: GiftId, key: &str, n: u32) -> u64 {
@@ -191,6 +191,36 @@ fn two_successes_in_one_batch_are_caught_and_a_race_is_only_counted() {
     let report = h.check(&[(gift, Status::Sent)]);
     assert_eq!(report.violations, vec![]);
     assert_eq!(report.extra_sends, 1);
+}
+
+#[test]
+fn sent_after_the_read_is_a_race_but_a_stale_read_is_no_excuse() {
+    // worker-1 reads QUEUED; worker-0's SENT lands; worker-1 then starts: the at-least-once
+    // race real processes hit (read and pseudo-send are not atomic), counted.
+    let gift = g(1);
+    let mut h = H::default();
+    h.accept(gift, "k", 1).push(Event::Published { node: "relay-0".into(), msg: 2, gift, key: "k".into() });
+    h.receive(W, 1, gift, "k", 1).read(W, gift, Status::Queued);
+    h.receive("worker-1", 2, gift, "k", 1).read("worker-1", gift, Status::Queued);
+    let a = h.start(W, gift, "k", 1);
+    h.outcome(W, a, gift, true).sent(W, gift, true);
+    let b = h.start("worker-1", gift, "k", 1);
+    h.outcome("worker-1", b, gift, true).sent("worker-1", gift, false);
+    let report = h.check(&[(gift, Status::Sent)]);
+    assert_eq!(report.violations, vec![]);
+    assert_eq!(report.extra_sends, 1);
+
+    // The same, but worker-1's only read predates the message it acts on: it never asked
+    // the store about this delivery, so the send after SENT is a second send.
+    let mut h = H::default();
+    h.accept(gift, "k", 1).push(Event::Published { node: "relay-0".into(), msg: 2, gift, key: "k".into() });
+    h.read("worker-1", gift, Status::Queued).receive(W, 1, gift, "k", 1).read(W, gift, Status::Queued);
+    let a = h.start(W, gift, "k", 1);
+    h.outcome(W, a, gift, true).sent(W, gift, true);
+    h.receive("worker-1", 2, gift, "k", 1);
+    let b = h.start("worker-1", gift, "k", 1);
+    h.outcome("worker-1", b, gift, true);
+    assert!(h.kinds(&[(gift, Status::Sent)]).contains(&Invariant::SentTwice));
 }
 
 #[test]
@@ -507,4 +537,20 @@ fn a_conflict_without_another_queued_key_and_a_receive_after_a_delete_are_caught
     let mut h = good(gift);
     h.receive("worker-1", 1, gift, "K-1~!", 6);
     assert_eq!(h.kinds(&[]), vec![Invariant::ReceivedAfterDelete]);
+}
+
+#[test]
+fn a_real_read_asked_before_sent_may_still_see_queued() {
+    let gift = g(9);
+    let mut h = H::default();
+    h.accept(gift, "k", 1).receive(W, 1, gift, "k", 1).read(W, gift, Status::Queued);
+    let a = h.start(W, gift, "k", 1);
+    h.outcome(W, a, gift, true).sent(W, gift, true);
+    let sent_ms = h.entries.last().unwrap().at_ms;
+    // Asked before the SENT write answered, answered after it: either order is possible.
+    h.store("api-1", StoreCall::Read { gifts: vec![(gift, Some(Status::Queued))], asked_ms: Some(sent_ms - 1) });
+    assert_eq!(h.kinds(&[(gift, Status::Sent)]), vec![]);
+    // Asked after the SENT write answered: a stale read.
+    h.store("api-1", StoreCall::Read { gifts: vec![(gift, Some(Status::Queued))], asked_ms: Some(sent_ms + 1) });
+    assert_eq!(h.kinds(&[(gift, Status::Sent)]), vec![Invariant::IllegalTransition]);
 }

@@ -134,18 +134,24 @@ impl Verdict {
 mod tests {
     use super::*;
     use crate::domain::{GiftId, IdempotencyKey};
-    use crate::ports::Receipt;
+    use crate::ports::{MessageId, Receipt};
 
     fn delivery(gift: u128, receive_count: u32) -> Delivery {
         let msg = SendMessage { gift_id: GiftId::from_random(gift), request_id: IdempotencyKey::parse("k").unwrap() };
-        Delivery { body: msg.to_body(), receipt: Receipt(format!("{gift}:{receive_count}")), receive_count }
+        let receipt = Receipt(format!("{gift}:{receive_count}"));
+        Delivery { message_id: MessageId(gift.to_string()), body: msg.to_body(), receipt, receive_count }
     }
 
     #[test]
     fn deliveries_of_one_gift_share_one_work_led_by_the_highest_receive_count() {
         let batch = [delivery(1, 2), delivery(2, 1), delivery(1, 5), delivery(1, 5)];
         let mut with_poison = batch.to_vec();
-        with_poison.push(Delivery { body: "{".into(), receipt: Receipt("p".into()), receive_count: 1 });
+        with_poison.push(Delivery {
+            message_id: MessageId("p".into()),
+            body: "{".into(),
+            receipt: Receipt("p".into()),
+            receive_count: 1,
+        });
         let (works, poison) = group(&with_poison);
         assert_eq!(works.len(), 2);
         assert_eq!((works[0].lead, works[0].all.clone()), (2, vec![0, 2, 3]));

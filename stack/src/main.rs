@@ -1,0 +1,80 @@
+//! `gift-stack`: one seeded run of the real binaries under the nemesis; exit 0 when the
+//! checker finds nothing, 1 with the violations and the trace's path otherwise.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use gift_stack::run::{run, Broken, Config};
+
+#[derive(Parser)]
+#[command(name = "gift-stack", about = "The real binaries on PostgreSQL and SQS under a seeded nemesis, checked.")]
+struct Args {
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where gift-api and gift-worker are (a cargo target dir's profile directory).
+    #[arg(long, default_value = "target/debug")]
+    bins: PathBuf,
+    #[arg(long, env = "TEST_DATABASE_URL")]
+    database_url: String,
+    #[arg(long, env = "TEST_SQS_ENDPOINT")]
+    sqs_endpoint: String,
+    /// Seconds of faults before healing.
+    #[arg(long, default_value_t = 30)]
+    safety_seconds: u64,
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    #[arg(long, default_value_t = 0.3)]
+    send_failure_rate: f64,
+    /// Run one worker with this MAX_RECEIVES (a deliberate bug the checker must catch).
+    #[arg(long)]
+    broken_max_receives: Option<u32>,
+    /// Logs, effect logs and trace.txt.
+    #[arg(long, default_value = "target/stack")]
+    dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    let dir = a.dir.join(format!("seed-{}", a.seed));
+    let config = Config {
+        seed: a.seed,
+        bins: a.bins,
+        database_url: a.database_url,
+        sqs_endpoint: a.sqs_endpoint,
+        safety: Duration::from_secs(a.safety_seconds),
+        clients: a.clients,
+        send_failure_rate: a.send_failure_rate,
+        broken: a.broken_max_receives.map(Broken::WorkerMaxReceives),
+        dir: dir.clone(),
+    };
+    match run(&config) {
+        Ok(outcome) => {
+            let r = &outcome.report;
+            println!(
+                "seed {}: {} gifts, {} faults, {} history entries; extra pseudo-sends {}, failed after lost success {}, failed beside duplicate {}, healed in {} ms",
+                a.seed,
+                outcome.gifts,
+                outcome.faults,
+                outcome.entries,
+                r.extra_sends,
+                r.failed_after_lost_success,
+                r.failed_beside_duplicate,
+                r.heal_ms.unwrap_or(0)
+            );
+            if r.violations.is_empty() {
+                return ExitCode::SUCCESS;
+            }
+            for v in &r.violations {
+                println!("VIOLATION {v}");
+            }
+            println!("trace: {}", dir.join("trace.txt").display());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("gift-stack: the run could not complete: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
