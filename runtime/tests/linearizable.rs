@@ -1,7 +1,9 @@
 //! Every store against the linearizability checker: concurrent clients, some of them
 //! hanging up mid-call, and each history held to the in-memory model operation by
-//! operation. A store with a planted lost update shows the checker finds one, and so does
-//! PostgreSQL running the send statement of an old isolation bug.
+//! operation — PostgreSQL also while its backends are being killed. A store with a planted
+//! lost update shows the checker finds one, and so does PostgreSQL running the send
+//! statement of an old isolation bug. Every queue (memory, SQLite, SQS through moto) is held
+//! to SQS's semantics message by message, and a queue that hides nothing is caught.
 
 mod support;
 
@@ -11,13 +13,17 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, Status, Timestamp};
-use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
-use gift_core::StoreError;
+use gift_core::ports::{Delivery, MessageId, OutboxEntry, Queue, Receipt, SendCommand, SendDecision, Store};
+use gift_core::{QueueError, StoreError};
 use gift_runtime::conformance::linearizable::checker::Failure;
 use gift_runtime::conformance::linearizable::history::{Answer, Config, Decision, Op, G};
+use gift_runtime::conformance::linearizable::queue::{run_queue, QueueConfig};
 use gift_runtime::conformance::linearizable::{run, shrink};
-use gift_runtime::memory::{MemoryStore, QueueSettings};
+use gift_runtime::conformance::sqs_emulator;
+use gift_runtime::memory::{MemoryQueue, MemoryStore, QueueSettings};
 use gift_runtime::postgres::{PgStore, PoolSettings};
+use gift_runtime::rt::random_u64;
+use gift_runtime::sqs::SqsQueue;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Row};
 
@@ -61,6 +67,47 @@ async fn postgres_store_is_linearizable() {
     let store = PgStore::new(options, PoolSettings { max_connections: 2, ..PoolSettings::default() });
     store.migrate().await.expect("migrations apply");
     linearizable("postgres", Arc::new(store)).await;
+}
+
+/// Histories while the database fights back: one connection for four clients, a 25 ms
+/// statement timeout, and every backend of the database killed every 5–40 ms, so calls fail
+/// mid-statement, mid-commit and while a shared statement carries others' items. A failed
+/// call may or may not have happened; every answer that did arrive must still fit the model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_is_linearizable_while_backends_die() {
+    let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };
+    let (name, options) = fresh_database(&url).await;
+    PgStore::new(options.clone(), PoolSettings::default()).migrate().await.expect("migrations apply");
+    let timed = options.options([("statement_timeout", "25")]);
+    let store = PgStore::new(timed, PoolSettings { max_connections: 1, ..PoolSettings::default() });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = tokio::spawn(kill_backends(url.clone(), name.clone(), stop.clone()));
+    let outcome = run(Arc::new(store), 0..KILLED_HISTORIES, CONFIG).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let kills = killer.await.expect("the killer task");
+    drop_database(&url, &name).await;
+    let summary = outcome.unwrap_or_else(|violation| panic!("postgres with backends dying: {violation}"));
+    eprintln!("postgres with backends dying: {summary}, {kills} backends killed");
+    assert!(kills > 0 && summary.indeterminate > 0, "the faults must bite: {summary}, {kills} kills");
+}
+
+const KILLED_HISTORIES: u64 = 200;
+
+/// Kills every backend of database `name` every 5–40 ms until `stop`; returns how many died.
+async fn kill_backends(url: String, name: String, stop: Arc<std::sync::atomic::AtomicBool>) -> u64 {
+    let admin: PgConnectOptions = url.parse().expect("TEST_DATABASE_URL is a PostgreSQL URL");
+    let mut conn = admin.connect().await.expect("connect to TEST_DATABASE_URL");
+    let mut killed = 0;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let pause = 5 + gift_runtime::rt::random_u64() % 36;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let sql = "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+                   WHERE datname = $1 AND pid <> pg_backend_pid()";
+        let row = sqlx::query(sql).bind(&name).fetch_one(&mut conn).await.expect("pg_terminate_backend");
+        killed += row.get::<i64, _>(0) as u64;
+    }
+    conn.close().await.ok();
+    killed
 }
 
 /// A database of its own, migrated by whoever uses it: its name and how to connect to it.
@@ -315,4 +362,104 @@ async fn drop_database(url: &str, name: &str) {
     let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
     sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await.unwrap();
     conn.close().await.ok();
+}
+
+/// Queue histories: three clients of eight calls on messages published at the start, the
+/// visibility timeout long enough not to expire, dead-lettering after five receives.
+const QUEUE_HISTORIES: u64 = 300;
+const QUEUE: QueueConfig =
+    QueueConfig { clients: 3, ops_per_client: 8, max_receives: 5, stale_release_may_apply: false };
+const LONG_VISIBILITY: Duration = Duration::from_secs(120);
+
+async fn queue_linearizable<F, Fut>(name: &str, fresh: F, config: QueueConfig)
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Queue>>,
+{
+    let started = Instant::now();
+    match run_queue(fresh, 0..QUEUE_HISTORIES, config).await {
+        Ok(summary) => {
+            eprintln!("{name} queue: {summary} in {:.1?}", started.elapsed());
+            assert_eq!(summary.highest_count, QUEUE.max_receives, "the histories must reach the maximum: {summary}");
+        }
+        Err(violation) => panic!("{name} queue: {violation}"),
+    }
+}
+
+fn queue_settings() -> QueueSettings {
+    QueueSettings { visibility_timeout: LONG_VISIBILITY, max_receives: QUEUE.max_receives }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_queue_is_linearizable() {
+    let fresh = |_| async { Arc::new(MemoryQueue::new(queue_settings())) as Arc<dyn Queue> };
+    queue_linearizable("memory", fresh, QUEUE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_queue_is_linearizable() {
+    let dir = std::env::temp_dir().join(format!("gift-lin-queue-{}-{}", std::process::id(), random_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fresh = |seed: u64| {
+        let path = dir.join(format!("q{seed}.sqlite"));
+        async move {
+            let (_, queue) = gift_runtime::sqlite::open(&path, queue_settings()).await.expect("open SQLite");
+            queue as Arc<dyn Queue>
+        }
+    };
+    queue_linearizable("sqlite", fresh, QUEUE).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// SQS through the emulator: a fresh queue and dead-letter queue per history. moto applies
+/// a release made with a superseded receipt, which the model allows for it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_queue_is_linearizable() {
+    let Some(endpoint) = support::service("TEST_SQS_ENDPOINT", "SQS") else { return };
+    let client = sqs_emulator::client(&endpoint);
+    let fresh = |seed: u64| {
+        let client = client.clone();
+        async move {
+            let name = format!("gift-lin-{seed}-{:012x}", random_u64() >> 16);
+            let secs = LONG_VISIBILITY.as_secs() as u32;
+            let (url, _) = sqs_emulator::queue_with_dlq(&client, &name, secs, QUEUE.max_receives).await;
+            Arc::new(SqsQueue::new(client, url)) as Arc<dyn Queue>
+        }
+    };
+    queue_linearizable("sqs", fresh, QueueConfig { stale_release_may_apply: true, ..QUEUE }).await;
+}
+
+/// The planted bug: a queue that lets a received message be received again at once (as if
+/// its visibility timeout were zero) is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_hides_nothing_is_not_linearizable() {
+    let fresh = |_| async { Arc::new(HidesNothing(MemoryQueue::new(queue_settings()))) as Arc<dyn Queue> };
+    let violation = run_queue(fresh, 0..QUEUE_HISTORIES, QUEUE).await.expect_err("the bug went unnoticed");
+    eprintln!("a queue that hides nothing, caught: {violation}");
+    assert!(violation.msg.is_some() && violation.calls.len() <= 12, "{violation}");
+}
+
+struct HidesNothing(MemoryQueue);
+
+#[async_trait]
+impl Queue for HidesNothing {
+    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
+        self.0.publish(body).await
+    }
+    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let got = self.0.receive(max, wait).await?;
+        for d in &got {
+            self.0.set_visibility(&d.receipt, Duration::ZERO).await?;
+        }
+        Ok(got)
+    }
+    async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError> {
+        self.0.delete(receipt).await
+    }
+    async fn set_visibility(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
+        self.0.set_visibility(receipt, delay).await
+    }
+    async fn ping(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
 }

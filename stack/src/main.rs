@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use gift_core::domain::Status;
 use gift_stack::run::{run, Broken, Config};
 
 #[derive(Parser)]
@@ -52,22 +53,39 @@ fn main() -> ExitCode {
     match run(&config) {
         Ok(outcome) => {
             let r = &outcome.report;
+            println!("seed {}: nemesis timeline", a.seed);
+            for line in outcome.timeline() {
+                println!("  {line}");
+            }
             println!(
-                "seed {}: {} gifts, {} faults, {} history entries; extra pseudo-sends {}, failed after lost success {}, failed beside duplicate {}, healed in {} ms",
+                "seed {}: {} gifts, {} accepted, {} SENT, {} FAILED, {} QUEUED; {} faults; {} history entries",
                 a.seed,
-                outcome.gifts,
+                outcome.finals.len(),
+                outcome.accepted,
+                outcome.count(Status::Sent),
+                outcome.count(Status::Failed),
+                outcome.count(Status::Queued),
                 outcome.faults,
-                outcome.entries,
+                outcome.entries.len(),
+            );
+            println!(
+                "seed {}: extra pseudo-sends {}, failed after lost success {}, failed beside duplicate {}, quiescent {} ms after healing",
+                a.seed,
                 r.extra_sends,
                 r.failed_after_lost_success,
                 r.failed_beside_duplicate,
                 r.heal_ms.unwrap_or(0)
             );
             if r.violations.is_empty() {
+                println!("seed {}: no violation", a.seed);
                 return ExitCode::SUCCESS;
             }
             for v in &r.violations {
                 println!("VIOLATION {v}");
+                let lines = v.gift.map(|g| outcome.lines_about(&g)).unwrap_or_default();
+                for line in lines.iter().take(30) {
+                    println!("    {line}");
+                }
             }
             println!("trace: {}", dir.join("trace.txt").display());
             ExitCode::FAILURE

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use gift_core::domain::{GiftId, SendMessage, Status};
+use gift_runtime::conformance::sqs_emulator;
 use gift_sim::checker::{check, End, Expect, Report};
 use gift_sim::history::{render, Event, Phase};
 use gift_sim::world::MAX_RECEIVES;
@@ -53,10 +54,41 @@ pub struct Config {
 
 pub struct Outcome {
     pub report: Report,
-    pub trace: String,
-    pub gifts: usize,
-    pub entries: usize,
+    pub entries: Vec<gift_sim::history::Entry>,
+    pub finals: std::collections::BTreeMap<GiftId, Status>,
+    /// Gifts some client heard a 2xx send answer for.
+    pub accepted: usize,
     pub faults: usize,
+}
+
+impl Outcome {
+    /// The nemesis' part of the history, one `time what` per line.
+    pub fn timeline(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.event,
+                    Event::Fault { .. }
+                        | Event::Killed { .. }
+                        | Event::Restarted { .. }
+                        | Event::Stopping { .. }
+                        | Event::Phase { .. }
+                )
+            })
+            .map(|e| e.to_string().trim().to_owned())
+            .collect()
+    }
+
+    /// The trace lines about `gift`, for a violation's context.
+    pub fn lines_about(&self, gift: &GiftId) -> Vec<String> {
+        let short = &gift.to_string()[..8];
+        self.entries.iter().map(|e| e.to_string()).filter(|l| l.contains(short)).collect()
+    }
+
+    pub fn count(&self, status: Status) -> usize {
+        self.finals.values().filter(|s| **s == status).count()
+    }
 }
 
 fn psql(url: &str, sql: &str) -> Result<String, String> {
@@ -85,43 +117,12 @@ struct Queues {
 }
 
 impl Queues {
+    /// A queue and its dead-letter queue, configured as Terraform configures them.
     fn create(endpoint: &str, name: &str) -> Result<Self, String> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        let client = rt.block_on(async {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(endpoint)
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "stack"))
-                .load()
-                .await;
-            aws_sdk_sqs::Client::new(&config)
-        });
-        let e = |e: aws_sdk_sqs::error::SdkError<_, _>| format!("SQS: {e:?}");
-        let (main, dead) = rt.block_on(async {
-            let dead = client.create_queue().queue_name(format!("{name}-dlq")).send().await.map_err(e)?;
-            let dead = dead.queue_url.unwrap_or_default();
-            let arn = client
-                .get_queue_attributes()
-                .queue_url(&dead)
-                .attribute_names(QueueAttributeName::QueueArn)
-                .send()
-                .await
-                .map_err(|e| format!("SQS: {e:?}"))?
-                .attributes
-                .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-                .unwrap_or_default();
-            let redrive =
-                serde_json::json!({ "deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVES }).to_string();
-            let main = client
-                .create_queue()
-                .queue_name(name)
-                .attributes(QueueAttributeName::VisibilityTimeout, VISIBILITY_SECONDS.to_string())
-                .attributes(QueueAttributeName::RedrivePolicy, redrive)
-                .send()
-                .await
-                .map_err(|e| format!("SQS: {e:?}"))?;
-            Ok::<_, String>((main.queue_url.unwrap_or_default(), dead))
-        })?;
+        let client = sqs_emulator::client(endpoint);
+        let secs = VISIBILITY_SECONDS as u32;
+        let (main, dead) = rt.block_on(sqs_emulator::queue_with_dlq(&client, name, secs, MAX_RECEIVES));
         Ok(Self { client, rt, main, dead })
     }
 
@@ -343,9 +344,15 @@ fn run_in(cfg: &Config, name: &str) -> Result<Outcome, String> {
         publish_grace_ms: PUBLISH_GRACE_MS,
     };
     let report = check(&entries, &End { finals: Some(&end.finals), expect });
-    let trace = render(&entries);
-    std::fs::write(cfg.dir.join("trace.txt"), &trace).map_err(|e| e.to_string())?;
-    Ok(Outcome { report, trace, gifts: end.finals.len(), entries: entries.len(), faults: fault_count })
+    std::fs::write(cfg.dir.join("trace.txt"), render(&entries)).map_err(|e| e.to_string())?;
+    let accepted: std::collections::BTreeSet<GiftId> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::SendAnswered { gift, code, .. } if (200..300).contains(code) => Some(*gift),
+            _ => None,
+        })
+        .collect();
+    Ok(Outcome { report, entries, finals: end.finals, accepted: accepted.len(), faults: fault_count })
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {

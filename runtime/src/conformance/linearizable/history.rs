@@ -212,14 +212,14 @@ pub struct Config {
 
 /// SplitMix64: each client's operations follow from the seed alone, so the program of a
 /// failing history can be generated again (its interleaving is up to the store).
-struct Rng(u64);
+pub(super) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub(super) fn new(seed: u64) -> Self {
         Self(seed)
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(super) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -227,7 +227,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
 }
@@ -281,11 +281,29 @@ async fn create_gifts(store: &dyn Store) -> Result<Vec<GiftId>, StoreError> {
             None,
             rt::now_utc(),
         );
-        store.insert_gift(&gift).await?;
+        insert_surely(store, &gift).await?;
         ids.push(gift.id);
     }
     ids.push(random_id());
     Ok(ids)
+}
+
+/// Inserts `gift` through a store that may be failing calls (backends killed, statements
+/// timed out): an insert that errored may still have committed, so the gift is looked up
+/// before it is tried again. Gives up after 200 tries, with the last error.
+async fn insert_surely(store: &dyn Store, gift: &Gift) -> Result<(), StoreError> {
+    let mut last = None;
+    for _ in 0..200 {
+        match store.insert_gift(gift).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        if let Ok(Some(_)) = store.get_gift(gift.id).await {
+            return Ok(());
+        }
+        rt::sleep(Duration::from_millis(5)).await;
+    }
+    Err(last.unwrap_or(StoreError::Unavailable("no try made".into())))
 }
 
 /// Makes the call, or gives it up after `cancel_after`: then its future is dropped at once.

@@ -8,11 +8,13 @@
 //! - [`history`]: the operations and the recorder (clients, cancellations, the clock);
 //! - [`model`]: the sequential specification;
 //! - [`checker`]: the search for an order;
-//! - [`shrink`]: the cut-down history and its timeline.
+//! - [`shrink`]: the cut-down history and its timeline;
+//! - [`queue`]: the same question for a [`gift_core::ports::Queue`], message by message.
 
 pub mod checker;
 pub mod history;
 pub mod model;
+pub mod queue;
 pub mod shrink;
 
 use std::fmt;
