@@ -6,10 +6,10 @@
 //! The tap sits between the deciding code and the adapters: it sees what the service asked
 //! for and what came back, never the service's own opinion of it. Lines from different
 //! processes are ordered by their clocks, so each is stamped at the end of its call's
-//! interval that keeps that order sound: the send transaction when asked (what it wrote
-//! existed no earlier), the SENT and FAILED writes and the queue calls when answered (they
-//! took effect no later), a read when answered and with when it was asked (what it saw
-//! held somewhere between). A call that ended in an error writes nothing: it may or may not
+//! interval that keeps that order sound: the SENT and FAILED writes and the queue calls when
+//! answered (they took effect no later); a read and the send transaction when answered and
+//! with when they were asked (what they saw held somewhere between; the history places an
+//! accepted send at its asking, since what it wrote existed no earlier). A call that ended in an error writes nothing: it may or may not
 //! have happened, and the run's final database settles what did.
 //!
 //! Off unless `EFFECT_LOG` is set; production never sets it.
@@ -248,7 +248,9 @@ impl Store for TappedStore {
     }
 
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
-        let asked = micros();
+        // The service's own clock reading for the send, taken before the call: its outbox
+        // row becomes due `PUBLISH_GRACE_MS` after it.
+        let asked = cmd.now.timestamp_micros();
         let decision = self.inner.request_send(cmd).await?;
         let decided = match &decision {
             SendDecision::Queued(_) => Decided::Queued,
@@ -257,7 +259,7 @@ impl Store for TappedStore {
             SendDecision::NotFound => Decided::NotFound,
         };
         let (gift, key) = (cmd.gift_id, cmd.key.to_string());
-        self.tap.write(asked, Effect::RequestSend { gift, key, decided, asked_us: cmd.now.timestamp_micros() });
+        self.tap.write(micros(), Effect::RequestSend { gift, key, decided, asked_us: asked });
         Ok(decision)
     }
 

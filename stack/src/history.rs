@@ -73,8 +73,15 @@ impl Builder {
         };
         for raw in text.lines() {
             let Ok(line) = serde_json::from_str::<Line>(raw) else { continue };
+            // An accepted send wrote its rows no earlier than it was asked: placed there,
+            // nothing that saw them comes before it. Other decisions are observations,
+            // placed when answered (the checker knows when they were asked).
+            let at = match &line.effect {
+                Effect::RequestSend { decided: Decided::Queued, asked_us, .. } => *asked_us,
+                _ => line.at_us,
+            };
             let event = self.event(line.node.clone(), incarnation, line.effect, origin_us);
-            self.events.push((line.at_us, event));
+            self.events.push((at, event));
         }
         Ok(())
     }

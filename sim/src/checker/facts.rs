@@ -28,6 +28,9 @@ pub struct Facts {
     pub sent_at: BTreeMap<GiftId, (usize, u64)>,
     /// Gifts the store moved to FAILED.
     pub failed: BTreeSet<GiftId>,
+    /// Gifts some read or refused send saw SENT or FAILED: finished by then, even when
+    /// the write's own answer comes later (a real write is an interval).
+    pub seen_finished: BTreeSet<GiftId>,
     /// (node, gift) → that node's latest read of the gift.
     pub reads: BTreeMap<(String, GiftId), Read>,
     /// (node, gift, key, receive count) of the receives a node has in hand (seen, not yet
@@ -54,6 +57,7 @@ impl Facts {
             committed: BTreeSet::new(),
             sent_at: BTreeMap::new(),
             failed: BTreeSet::new(),
+            seen_finished: BTreeSet::new(),
             reads: BTreeMap::new(),
             seen: BTreeMap::new(),
             received_at: BTreeMap::new(),
@@ -65,7 +69,7 @@ impl Facts {
     }
 
     pub fn is_finished(&self, gift: &GiftId) -> bool {
-        self.sent_at.contains_key(gift) || self.failed.contains(gift)
+        self.sent_at.contains_key(gift) || self.failed.contains(gift) || self.seen_finished.contains(gift)
     }
 
     pub fn learn(&mut self, index: usize, entry: &Entry) {
@@ -105,9 +109,15 @@ impl Facts {
         match call {
             StoreCall::Read { gifts, asked_ms } => {
                 for (gift, status) in gifts {
+                    if status.is_some_and(Status::is_terminal) {
+                        self.seen_finished.insert(*gift);
+                    }
                     let read = Read { index, status: *status, asked_ms: *asked_ms };
                     self.reads.insert((node.to_owned(), *gift), read);
                 }
+            }
+            StoreCall::RequestSend { gift, decision: Decision::Conflict(s), .. } if s.is_terminal() => {
+                self.seen_finished.insert(*gift);
             }
             StoreCall::RequestSend { gift, key, decision, asked_ms } => {
                 if *decision == Decision::Queued {

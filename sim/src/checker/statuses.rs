@@ -62,8 +62,9 @@ impl Checker for Statuses {
             StoreCall::RequestSend { gift, decision: Decision::Queued, .. } => {
                 self.saw(*gift, Status::Queued, at, None, "queued", out)
             }
-            StoreCall::RequestSend { gift, decision: Decision::Conflict(s), .. } => {
-                self.saw(*gift, *s, at, None, "send conflict", out)
+            // The status a refused send saw held when its transaction ran, after it was asked.
+            StoreCall::RequestSend { gift, decision: Decision::Conflict(s), asked_ms, .. } => {
+                self.saw(*gift, *s, at, Some(*asked_ms), "send conflict", out)
             }
             StoreCall::MarkSent { gifts } => {
                 for (gift, won) in gifts {

@@ -333,6 +333,11 @@ fn deleting_the_last_message_of_an_unfinished_gift_is_caught() {
     h.accept(gift, "k", 1).push(Event::Published { node: "api-0".into(), msg: 2, gift, key: "k".into() });
     h.attempt(W, 1, gift, "k", 1, false).delete(W, 1);
     assert_eq!(h.kinds(&[]), vec![]);
+    // A worker that read it SENT deletes its message before the SENT write's own answer.
+    let mut h = H::default();
+    h.accept(gift, "k", 1).attempt("worker-1", 1, gift, "k", 1, true);
+    h.receive(W, 1, gift, "k", 2).read(W, gift, Status::Sent).delete(W, 1).sent("worker-1", gift, true);
+    assert_eq!(h.kinds(&[(gift, Status::Sent)]), vec![]);
 }
 
 #[test]
@@ -549,6 +554,10 @@ fn a_real_read_asked_before_sent_may_still_see_queued() {
     let sent_ms = h.entries.last().unwrap().at_ms;
     // Asked before the SENT write answered, answered after it: either order is possible.
     h.store("api-1", StoreCall::Read { gifts: vec![(gift, Some(Status::Queued))], asked_ms: Some(sent_ms - 1) });
+    assert_eq!(h.kinds(&[(gift, Status::Sent)]), vec![]);
+    // A send refused as SENT, asked before the write answered: it waited on the row.
+    let conflict = Decision::Conflict(Status::Sent);
+    h.store("api-1", StoreCall::RequestSend { gift, key: "j".into(), decision: conflict, asked_ms: sent_ms - 2 });
     assert_eq!(h.kinds(&[(gift, Status::Sent)]), vec![]);
     // Asked after the SENT write answered: a stale read.
     h.store("api-1", StoreCall::Read { gifts: vec![(gift, Some(Status::Queued))], asked_ms: Some(sent_ms + 1) });
