@@ -31,6 +31,10 @@ struct Args {
     /// Run one worker with this MAX_RECEIVES (a deliberate bug the checker must catch).
     #[arg(long)]
     broken_max_receives: Option<u32>,
+    /// Shell command that restarts PostgreSQL; enables the restart fault (scripts/stack
+    /// passes one for the throwaway server it starts).
+    #[arg(long)]
+    db_restart: Option<String>,
     /// Logs, effect logs and trace.txt.
     #[arg(long, default_value = "target/stack")]
     dir: PathBuf,
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         clients: a.clients,
         send_failure_rate: a.send_failure_rate,
         broken: a.broken_max_receives.map(Broken::WorkerMaxReceives),
+        db_restart: a.db_restart,
         dir: dir.clone(),
     };
     match run(&config) {

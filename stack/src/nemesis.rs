@@ -1,8 +1,9 @@
 //! The nemesis of the real stack, drawn from the seed: `kill -9` of any process and its
 //! restart, `SIGSTOP`/`SIGCONT` of a worker for longer than the visibility timeout (two
 //! workers then hold one message), a worker's graceful `SIGTERM`, every database backend
-//! killed (`pg_terminate_backend`, what a database restart does to its clients), the
-//! database or SQS cut off at its proxy, and latency spikes. Heal undoes all of it.
+//! killed (`pg_terminate_backend`), PostgreSQL restarted (`pg_ctl -m immediate restart`,
+//! when the run has a server of its own), the database or SQS cut off at its proxy, and
+//! latency spikes. Heal undoes all of it.
 //!
 //! The schedule is the seed's; the outcome is not: real processes race for real, so a
 //! seed replays the same faults at the same times, not the same interleaving.
@@ -24,6 +25,8 @@ pub struct Targets<'a> {
     pub sqs: &'a Proxy,
     /// Kills every backend of the run's database.
     pub kill_backends: &'a dyn Fn() -> Result<(), String>,
+    /// Restarts the PostgreSQL server, when the run has one of its own.
+    pub restart_db: Option<&'a dyn Fn() -> Result<(), String>>,
     pub visibility: Duration,
 }
 
@@ -110,7 +113,7 @@ impl Nemesis {
     fn strike(&mut self, t: &mut Targets<'_>) -> Result<(), String> {
         let i = self.rng.gen_range(0..t.nodes.len());
         let busy = |n: &Node| !n.is_running() || n.paused;
-        match self.rng.gen_range(0..9) {
+        match self.rng.gen_range(0..10) {
             0 | 1 if !busy(&t.nodes[i]) => {
                 t.nodes[i].kill9();
                 self.log.record(Event::Killed { node: t.nodes[i].name.clone() });
@@ -131,9 +134,16 @@ impl Nemesis {
                 }
                 self.later(200..=1_500, Undo::Restart(i));
             }
+            // While the server restarts, killing its backends fails; that is no fault of the run.
             4 => {
-                (t.kill_backends)()?;
-                self.fault("db_backends_killed");
+                if (t.kill_backends)().is_ok() {
+                    self.fault("db_backends_killed");
+                }
+            }
+            9 if t.restart_db.is_some() => {
+                let restart = t.restart_db.expect("checked above");
+                self.fault("db_restarted");
+                restart()?;
             }
             5 => {
                 t.db.set_up(false);

@@ -48,6 +48,9 @@ pub struct Config {
     pub clients: usize,
     pub send_failure_rate: f64,
     pub broken: Option<Broken>,
+    /// A shell command that restarts the PostgreSQL server (only for a server of the run's
+    /// own: the restart cuts every client of it).
+    pub db_restart: Option<String>,
     /// Logs, effect logs and the trace go here.
     pub dir: PathBuf,
 }
@@ -288,12 +291,22 @@ fn run_in(cfg: &Config, name: &str) -> Result<Outcome, String> {
         );
         psql(&cfg.database_url, &sql).map(|_| ())
     };
+    let restart_db = |cmd: &str| {
+        let status = Command::new("sh").arg("-c").arg(cmd).status().map_err(|e| format!("sh: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("the PostgreSQL restart failed ({status}): {cmd}"))
+        }
+    };
+    let restart = cfg.db_restart.as_deref().map(|cmd| move || restart_db(cmd));
     let mut nemesis = Nemesis::new(rand::rngs::StdRng::seed_from_u64(cfg.seed), log.clone());
     let mut targets = Targets {
         nodes: &mut nodes,
         db: &db_proxy,
         sqs: &sqs_proxy,
         kill_backends: &kill_backends,
+        restart_db: restart.as_ref().map(|r| r as &dyn Fn() -> Result<(), String>),
         visibility: Duration::from_secs(VISIBILITY_SECONDS),
     };
     let struck = nemesis.run(&mut targets, Instant::now() + cfg.safety);
