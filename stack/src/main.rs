@@ -40,6 +40,23 @@ struct Args {
     dir: PathBuf,
 }
 
+/// The lines of every process's stdout in `dir` that mention `needle`, file by file.
+fn log_lines_about(dir: &std::path::Path, needle: &str) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "log")).collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        out.extend(text.lines().filter(|l| l.contains(needle)).map(|l| format!("{name}: {l}")));
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let a = Args::parse();
     let dir = a.dir.join(format!("seed-{}", a.seed));
@@ -87,8 +104,13 @@ fn main() -> ExitCode {
             }
             for v in &r.violations {
                 println!("VIOLATION {v}");
-                let lines = v.gift.map(|g| outcome.lines_about(&g)).unwrap_or_default();
-                for line in lines.iter().take(30) {
+                let Some(gift) = v.gift else { continue };
+                println!("  the history about it:");
+                for line in outcome.lines_about(&gift).iter().take(30) {
+                    println!("    {line}");
+                }
+                println!("  the services' log lines about it:");
+                for line in log_lines_about(&dir, &gift.to_string()).iter().take(20) {
                     println!("    {line}");
                 }
             }
