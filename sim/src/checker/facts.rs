@@ -28,8 +28,9 @@ pub struct Facts {
     pub sent_at: BTreeMap<GiftId, (usize, u64)>,
     /// Gifts the store moved to FAILED.
     pub failed: BTreeSet<GiftId>,
-    /// Gifts some read or refused send saw SENT or FAILED: finished by then, even when
-    /// the write's own answer comes later (a real write is an interval).
+    /// Gifts some read or refused send saw SENT or FAILED, or whose conditional SENT or
+    /// FAILED write found them no longer QUEUED: finished by then, even when the write that
+    /// finished them answers later, or its answer was lost (a real write is an interval).
     pub seen_finished: BTreeSet<GiftId>,
     /// (node, gift) → that node's latest read of the gift.
     pub reads: BTreeMap<(String, GiftId), Read>,
@@ -131,11 +132,16 @@ impl Facts {
                 for (gift, won) in gifts {
                     if *won {
                         self.sent_at.entry(*gift).or_insert((index, at_ms));
+                    } else {
+                        self.seen_finished.insert(*gift);
                     }
                 }
             }
             StoreCall::MarkFailed { gift, applied: true } => {
                 self.failed.insert(*gift);
+            }
+            StoreCall::MarkFailed { gift, applied: false } => {
+                self.seen_finished.insert(*gift);
             }
             _ => {}
         }

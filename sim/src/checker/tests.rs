@@ -338,6 +338,11 @@ fn deleting_the_last_message_of_an_unfinished_gift_is_caught() {
     h.accept(gift, "k", 1).attempt("worker-1", 1, gift, "k", 1, true);
     h.receive(W, 1, gift, "k", 2).read(W, gift, Status::Sent).delete(W, 1).sent("worker-1", gift, true);
     assert_eq!(h.kinds(&[(gift, Status::Sent)]), vec![]);
+    // A worker whose SENT write found the gift finished (its own first try applied, its
+    // answer lost) deletes the message: nothing is lost.
+    let mut h = H::default();
+    h.accept(gift, "k", 1).attempt(W, 1, gift, "k", 1, true).sent(W, gift, false).delete(W, 1);
+    assert_eq!(h.kinds(&[(gift, Status::Sent)]), vec![]);
 }
 
 #[test]
