@@ -10,26 +10,42 @@
 #   docker build -t gift:dev .
 #   docker run --rm -p 8080:8080 --env-file .env gift:dev gift-api
 
-ARG RUST_VERSION=1.95
+# The toolchain rust-toolchain.toml pins (scripts/check-build holds the two together).
+ARG RUST_VERSION=1.95.0
 
-# --- build --------------------------------------------------------------------
+# --- chef: the toolchain plus cargo-chef ---------------------------------------
 # bookworm matches the runtime's glibc (distroless cc-debian12).
-FROM rust:${RUST_VERSION}-slim-bookworm AS builder
-
+FROM rust:${RUST_VERSION}-slim-bookworm AS chef
+ARG RUST_VERSION
+# The image's own toolchain, not a download of rust-toolchain.toml's components
+# (rustfmt and clippy are for development, not for the build).
+ENV RUSTUP_TOOLCHAIN=${RUST_VERSION} \
+    CARGO_TERM_COLOR=never
+RUN cargo install --locked cargo-chef@0.1.78
 WORKDIR /src
+
+# --- planner: the dependency recipe (manifests and lock file only) --------------
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+# --- builder ------------------------------------------------------------------
+FROM chef AS builder
 
 # The build never talks to a database: sqlx's query! macros (none today) would
 # have to use committed .sqlx/ metadata (`cargo sqlx prepare`).
-ENV SQLX_OFFLINE=true \
-    CARGO_TERM_COLOR=never
+ENV SQLX_OFFLINE=true
+
+# Dependencies first, in their own layer: it is rebuilt only when a manifest or
+# Cargo.lock changes, so a change to the service compiles only the workspace's
+# own crates on the next deploy.
+COPY --from=planner /src/recipe.json recipe.json
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    cargo chef cook --release --locked -p gift-bins -p gift-local --recipe-path recipe.json
 
 COPY . .
-
-# The cache mounts keep the registry and target dir between local builds; the
-# binaries are copied out in the same step because the mount is not in the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p gift-bins \
+    cargo build --release --locked -p gift-bins -p gift-local \
     && mkdir -p /out \
     && cp target/release/gift-api target/release/gift-worker target/release/gift-local /out/
 

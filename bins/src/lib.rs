@@ -2,8 +2,6 @@
 //!
 //! # Layout
 //!
-//! - `src/bin/gift-local.rs`: API + worker + relay in one process on the embedded SQLite
-//!   store and queue — the quick start.
 //! - `src/bin/gift-api.rs`: the ECS API service (PostgreSQL + SQS).
 //! - `src/bin/gift-worker.rs`: the ECS worker service, which also runs the outbox relay,
 //!   and its `healthcheck` subcommand for the container health check.
@@ -17,6 +15,10 @@
 //! - [`wiring`]: building ports from config.
 //! - [`run_service`]: a binary's `main` once its config is parsed: logs, the runtime
 //!   (`TOKIO_WORKER_THREADS`), the exit code.
+//!
+//! The quick start, `gift-local`, is its own package (`local/`) that uses this crate without
+//! the `aws` feature: the two ECS binaries, `config::aws` and the PostgreSQL/SQS wiring need
+//! it; the rest (logs, transport, the shared config) does not.
 
 pub mod config;
 pub mod log_writer;

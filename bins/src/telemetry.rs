@@ -9,10 +9,12 @@ use std::fmt;
 use serde::ser::{SerializeMap, Serializer as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::log_writer::{self, FlushGuard};
 
@@ -20,17 +22,21 @@ use crate::log_writer::{self, FlushGuard};
 #[must_use = "log lines written after the guard is dropped are lost"]
 pub struct LogGuard(#[allow(dead_code)] FlushGuard);
 
-/// Installs the global subscriber. `level` is a level name or an `EnvFilter` directive string.
+/// Installs the global subscriber. `level` is a level, or `target=level` directives with an
+/// optional default level (`info,sqlx=warn`): tracing-subscriber's `Targets`, which needs
+/// no regex engine in the build.
 ///
 /// Lines are formatted on the calling thread and written in batches by another
 /// ([`log_writer`]): a request never waits for stdout.
 pub fn init(service: &'static str, level: &str) -> Result<LogGuard, String> {
-    let filter = EnvFilter::try_new(level).map_err(|e| format!("LOG_LEVEL: {level:?} is not a valid filter: {e}"))?;
+    let filter: Targets =
+        level.parse().map_err(|e| format!("LOG_LEVEL: {level:?} is not a valid filter (e.g. info,sqlx=warn): {e}"))?;
     let (writer, guard) = log_writer::start().map_err(|e| format!("cannot start the log writer: {e}"))?;
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .event_format(JsonLine { service })
         .with_writer(writer)
+        .finish()
+        .with(filter)
         .try_init()
         .map_err(|e| e.to_string())?;
     Ok(LogGuard(guard))

@@ -7,13 +7,18 @@ use std::time::Duration;
 use gift_core::ports::Env;
 use gift_core::service::{Deps, PseudoDispatcher};
 use gift_core::worker::WorkerEvent;
+#[cfg(feature = "aws")]
 use gift_runtime::postgres::PgStore;
 use gift_runtime::rt::SystemEnv;
+#[cfg(feature = "aws")]
 use gift_runtime::sqs::SqsQueue;
 use gift_runtime::tap::Tap;
 
-use crate::config::{DbArgs, SqsArgs, TapArgs};
+use crate::config::TapArgs;
+#[cfg(feature = "aws")]
+use crate::config::{DbArgs, SqsArgs};
 
+#[cfg(feature = "aws")]
 /// Connects the production store (lazily) and runs migrations if asked.
 pub async fn postgres_store(db: &DbArgs) -> Result<Arc<PgStore>, String> {
     let store = PgStore::new(db.connect_options()?, db.pool_settings());
@@ -23,6 +28,7 @@ pub async fn postgres_store(db: &DbArgs) -> Result<Arc<PgStore>, String> {
     Ok(Arc::new(store))
 }
 
+#[cfg(feature = "aws")]
 pub async fn sqs_queue(sqs: &SqsArgs) -> Arc<SqsQueue> {
     let client = SqsQueue::client_from_env(sqs.aws_region.clone()).await;
     Arc::new(SqsQueue::new(client, sqs.sqs_queue_url.clone()))

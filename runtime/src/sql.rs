@@ -52,3 +52,80 @@ pub(crate) fn is_code_violation(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// The embedded schema migrations, listed here rather than found by sqlx's `migrate!`
+/// macro: the macro is the only reason to build sqlx's proc-macro crate, which compiles
+/// sqlx and its drivers a second time for the host. Each entry is (version, description,
+/// SQL) exactly as `migrate!` reads a `VERSION_DESCRIPTION.sql` file, so the checksums
+/// recorded in an existing `_sqlx_migrations` table still match; a test holds the list to
+/// the directory.
+pub(crate) type MigrationFile = (i64, &'static str, &'static str);
+
+#[cfg(feature = "sqlite")]
+pub(crate) const SQLITE_MIGRATIONS: &[MigrationFile] =
+    &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+
+#[cfg(feature = "postgres")]
+pub(crate) const POSTGRES_MIGRATIONS: &[MigrationFile] =
+    &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+
+pub(crate) fn migrator(files: &[MigrationFile]) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use sqlx::{AssertSqlSafe, SqlSafeStr};
+    Migrator::with_migrations(
+        files
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    AssertSqlSafe(sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// What `migrate!` would embed for `dir`, in the fields that decide whether a database
+    /// migrated by it accepts ours.
+    fn as_sqlx_reads(dir: &str) -> Vec<(i64, String, Vec<u8>, bool)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut found: Vec<_> = sqlx::migrate::resolve_blocking(&dir)
+            .expect("the migrations directory reads")
+            .into_iter()
+            .map(|(m, _)| (m.version, m.description.into_owned(), m.checksum.into_owned(), m.no_tx))
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn as_listed(files: &[MigrationFile]) -> Vec<(i64, String, Vec<u8>, bool)> {
+        migrator(files)
+            .iter()
+            .map(|m| {
+                assert_eq!(m.migration_type, sqlx::migrate::MigrationType::Simple);
+                (m.version, m.description.to_string(), m.checksum.to_vec(), m.no_tx)
+            })
+            .collect()
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn the_sqlite_list_is_the_directory() {
+        assert_eq!(as_listed(SQLITE_MIGRATIONS), as_sqlx_reads("migrations/sqlite"));
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn the_postgres_list_is_the_directory() {
+        assert_eq!(as_listed(POSTGRES_MIGRATIONS), as_sqlx_reads("migrations/postgres"));
+    }
+}

@@ -12,6 +12,7 @@ pub fn client(endpoint: &str) -> Client {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(endpoint)
+            .http_client(crate::sqs::http_client())
             .credentials_provider(Credentials::new("test", "test", None, None, "emulator"))
             .build(),
     )

@@ -62,11 +62,11 @@ impl PgStore {
         }
     }
 
-    /// Applies the embedded migrations (sqlx holds an advisory lock, so concurrent starts are safe).
+    /// Applies the embedded migrations (`sql::POSTGRES_MIGRATIONS`; sqlx holds an advisory lock, so concurrent starts are safe).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let failed = |e: String| StoreError::Unavailable(format!("migration failed: {e}"));
         let mut conn = self.pool.connection().await.map_err(|e| failed(e.to_string()))?;
-        sqlx::migrate!("./migrations/postgres").run(&mut *conn).await.map_err(|e| failed(e.to_string()))
+        crate::sql::migrator(crate::sql::POSTGRES_MIGRATIONS).run(&mut *conn).await.map_err(|e| failed(e.to_string()))
     }
 }
 

@@ -39,7 +39,7 @@ pub async fn open(path: &Path, queue: QueueSettings) -> Result<(Arc<SqliteStore>
         .connect_with(options)
         .await
         .map_err(store_error)?;
-    sqlx::migrate!("./migrations/sqlite")
+    crate::sql::migrator(crate::sql::SQLITE_MIGRATIONS)
         .run(&pool)
         .await
         .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;

@@ -16,6 +16,14 @@ use gift_core::QueueError;
 
 pub use aws_sdk_sqs::Client as SqsClient;
 
+/// The HTTPS client every SQS client here uses: rustls on ring, the TLS stack the PostgreSQL
+/// driver already links, rather than the SDK's default (rustls on aws-lc-rs). The SDK
+/// panics on a call without a client, so each constructor sets this one.
+pub fn http_client() -> aws_sdk_sqs::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
 pub struct SqsQueue {
     client: Client,
     queue_url: String,
@@ -33,7 +41,7 @@ impl SqsQueue {
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region));
         }
-        Client::new(&loader.load().await)
+        Client::new(&loader.http_client(http_client()).load().await)
     }
 
     pub fn queue_url(&self) -> &str {

@@ -1,5 +1,5 @@
 //! The whole gift service in one process on an embedded SQLite file: API, worker and
-//! outbox relay. `cargo run -p gift-bins --bin gift-local`.
+//! outbox relay. `cargo run -p gift-local`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

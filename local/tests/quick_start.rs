@@ -1,5 +1,6 @@
 //! The quick-start binary, end to end: as a new user would run it.
 
+#[path = "../../bins/tests/support/mod.rs"]
 mod support;
 
 use std::time::Duration;

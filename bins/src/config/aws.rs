@@ -1,0 +1,150 @@
+//! The ECS services' configuration: PostgreSQL, SQS, and the two services' top-level
+//! structs. Behind the `aws` feature, so the local build links neither driver.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+use super::{HttpArgs, LogArgs, RuntimeArgs, TapArgs, WorkerArgs};
+
+/// `DATABASE_URL`, or the split `DB_*` variables that Terraform sets. URL first.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    #[arg(long, env = "DB_HOST")]
+    pub db_host: Option<String>,
+    #[arg(long, env = "DB_PORT", default_value_t = 5432)]
+    pub db_port: u16,
+    #[arg(long, env = "DB_NAME")]
+    pub db_name: Option<String>,
+    #[arg(long, env = "DB_USER")]
+    pub db_user: Option<String>,
+    #[arg(long, env = "DB_PASSWORD", hide_env_values = true)]
+    pub db_password: Option<String>,
+    /// disable | prefer | require | verify-ca | verify-full (applies to both forms unless the URL sets sslmode).
+    #[arg(long, env = "DB_SSLMODE", default_value = "prefer")]
+    pub db_sslmode: String,
+    #[arg(long, env = "DB_POOL_MAX", default_value_t = 10)]
+    pub db_pool_max: u32,
+    /// How long a request waits for a pooled connection before 503 (milliseconds).
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2_000)]
+    pub db_acquire_timeout_ms: u64,
+    /// Apply database migrations at start (under an advisory lock).
+    #[arg(long, env = "RUN_MIGRATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub run_migrations: bool,
+}
+
+impl DbArgs {
+    /// Builds connection options; the error names the variables to set.
+    pub fn connect_options(&self) -> Result<PgConnectOptions, String> {
+        let ssl: PgSslMode = self.db_sslmode.parse().map_err(|_| {
+            format!(
+                "DB_SSLMODE: {:?} is not one of disable, allow, prefer, require, verify-ca, verify-full",
+                self.db_sslmode
+            )
+        })?;
+        if let Some(url) = self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            let options: PgConnectOptions =
+                url.parse().map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+            return Ok(if url.contains("sslmode=") { options } else { options.ssl_mode(ssl) });
+        }
+        let missing: Vec<&str> = [("DB_HOST", &self.db_host), ("DB_NAME", &self.db_name), ("DB_USER", &self.db_user)]
+            .into_iter()
+            .filter(|(_, v)| v.as_deref().is_none_or(str::is_empty))
+            .map(|(name, _)| name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "database not configured: set DATABASE_URL, or DB_HOST, DB_NAME, DB_USER and DB_PASSWORD (missing: {})",
+                missing.join(", ")
+            ));
+        }
+        let mut options = PgConnectOptions::new()
+            .host(self.db_host.as_deref().unwrap_or_default())
+            .port(self.db_port)
+            .database(self.db_name.as_deref().unwrap_or_default())
+            .username(self.db_user.as_deref().unwrap_or_default())
+            .ssl_mode(ssl);
+        if let Some(password) = &self.db_password {
+            options = options.password(password);
+        }
+        Ok(options)
+    }
+
+    pub fn pool_settings(&self) -> gift_runtime::postgres::PoolSettings {
+        gift_runtime::postgres::PoolSettings {
+            max_connections: self.db_pool_max,
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SqsArgs {
+    /// The queue's URL. Region and credentials follow the AWS SDK's standard chain
+    /// (`AWS_REGION`, task role); `AWS_ENDPOINT_URL_SQS` points at an emulator.
+    #[arg(long, env = "SQS_QUEUE_URL")]
+    pub sqs_queue_url: String,
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+}
+
+/// The ECS API service.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "gift-api", about = "The gift HTTP API (PostgreSQL + SQS).")]
+pub struct ApiServiceConfig {
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub sqs: SqsArgs,
+    #[command(flatten)]
+    pub tap: TapArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// The ECS worker service (worker loop + outbox relay).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "gift-worker",
+    about = "The gift worker: consumes SQS, pseudo-sends, records outcomes; also relays the outbox."
+)]
+pub struct WorkerServiceConfig {
+    #[command(subcommand)]
+    pub command: Option<WorkerCommand>,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub sqs: SqsArgs,
+    /// File the worker loop touches each turn; `gift-worker healthcheck` reads it.
+    #[arg(long, env = "HEARTBEAT_FILE", default_value = "/tmp/gift-worker.heartbeat", global = true)]
+    pub heartbeat_file: PathBuf,
+    #[command(flatten)]
+    pub tap: TapArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum WorkerCommand {
+    /// Exit 0 if the worker loop turned within the last `--max-age-seconds`, else 1.
+    Healthcheck {
+        #[arg(long, default_value_t = 90)]
+        max_age_seconds: u64,
+    },
+}
