@@ -43,9 +43,12 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo chef cook --release --locked -p gift-bins -p gift-local --recipe-path recipe.json
 
+# The commit goes into `--version` and each binary's first log line. Declared after the
+# dependency layer, so a new commit does not invalidate it.
+ARG GIT_SHA=unknown
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo build --release --locked -p gift-bins -p gift-local \
+    GIT_SHA="${GIT_SHA}" cargo build --release --locked -p gift-bins -p gift-local \
     && mkdir -p /out \
     && cp target/release/gift-api target/release/gift-worker target/release/gift-local /out/
 

@@ -36,7 +36,7 @@ pub fn main(args: Args) -> Result<(), String> {
 
 async fn run(args: Args) -> Result<(), String> {
     let _log = telemetry::init("api", &args.log.log_level)?;
-    let store = wiring::postgres_store(&args.db).await?;
+    let store = wiring::postgres_store(&args.db, "gift-bench").await?;
     let queue = Arc::new(MemoryQueue::new(QueueSettings::default()));
     let deps = wiring::deps(store, queue, 0.0);
     let router = serve::with_transport(gift_core::http::router(deps, args.http.api_config()), &args.http);
@@ -54,5 +54,5 @@ pub struct MigrateArgs {
 pub fn migrate(mut args: MigrateArgs) -> Result<(), String> {
     args.db.run_migrations = true;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    runtime.block_on(async { wiring::postgres_store(&args.db).await.map(|_| ()) })
+    runtime.block_on(async { wiring::postgres_store(&args.db, "gift-bench").await.map(|_| ()) })
 }

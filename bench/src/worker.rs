@@ -56,7 +56,7 @@ pub fn main(args: Args) -> Result<(), String> {
 
 async fn run(args: Args) -> Result<(), String> {
     let _log = telemetry::init("worker", &args.log.log_level)?;
-    let store = wiring::postgres_store(&args.db).await?;
+    let store = wiring::postgres_store(&args.db, "gift-bench").await?;
     let queue = Arc::new(MemoryQueue::new(QueueSettings::default()));
     let key = IdempotencyKey::parse("bench-key").map_err(|e| e.0)?;
     for client in 0..args.clients {

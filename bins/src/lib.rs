@@ -13,8 +13,9 @@
 //! - [`serve`]: transport middleware (load shedding, timeout, request logs) and graceful
 //!   shutdown around the core router.
 //! - [`wiring`]: building ports from config.
-//! - [`run_service`]: a binary's `main` once its config is parsed: logs, the runtime
-//!   (`TOKIO_WORKER_THREADS`), the exit code.
+//! - [`run_service`]: a binary's `main` once its config is parsed: logs, the first line
+//!   (`STARTING` with version and git commit), the runtime (`TOKIO_WORKER_THREADS`), the
+//!   exit code. [`VERSION`] is what every binary's `--version` prints.
 //!
 //! The quick start, `gift-local`, is its own package (`local/`) that uses this crate without
 //! the `aws` feature: the two ECS binaries, `config::aws` and the PostgreSQL/SQS wiring need
@@ -30,6 +31,17 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use config::{LogArgs, RuntimeArgs};
+
+/// The git commit the binary was built from: `GIT_SHA` at compile time (the Dockerfile
+/// passes the deploy's commit), else `unknown`.
+pub const GIT_SHA: &str = match option_env!("GIT_SHA") {
+    Some(sha) => sha,
+    None => "unknown",
+};
+
+/// What `--version` prints after the binary's name: the crate version and the commit.
+pub static VERSION: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{} (git {GIT_SHA})", env!("CARGO_PKG_VERSION")));
 
 /// Every binary that links this crate (the three services and gift-bench) allocates with
 /// mimalloc: a request makes some 80 small short-lived allocations, and glibc's malloc/free
@@ -54,6 +66,8 @@ pub fn run_service(
             return ExitCode::FAILURE;
         }
     };
+    // The first line of every run says what is running.
+    tracing::info!(event = "STARTING", version = env!("CARGO_PKG_VERSION"), git_sha = GIT_SHA, "{bin} starting");
     let outcome = runtime
         .build()
         .map_err(|e| format!("cannot start the runtime (TOKIO_WORKER_THREADS): {e}"))

@@ -1,5 +1,7 @@
-//! Serving the core router: transport limits, request logs, graceful shutdown.
+//! Serving the core router: request ids, panics answered in the error shape, transport
+//! limits, request logs, graceful shutdown.
 
+use std::any::Any;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,7 +9,7 @@ use std::time::Duration;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::MatchedPath;
 use axum::extract::Request;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
@@ -17,13 +19,20 @@ use gift_core::AppError;
 use std::time::Instant;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tracing::Instrument;
 
 use crate::config::HttpArgs;
 
-/// Wraps the router with, outermost first: request logging, error mapping for the
-/// layers below, load shedding at `MAX_CONCURRENT_REQUESTS` (503 + Retry-After at once,
-/// instead of an unbounded queue), and `REQUEST_TIMEOUT_MS` (503). Those 503s echo the
-/// request's Idempotency-Key like every other answer, so a client can match them.
+/// Wraps the router with, outermost first: the request id (`X-Request-Id`, see
+/// [`request_id`]), echoed in the response; request logging in a span that carries the id,
+/// so every line of the request has it; error mapping for the layers below; load shedding
+/// at `MAX_CONCURRENT_REQUESTS` (503 + Retry-After at once, instead of an unbounded
+/// queue); `REQUEST_TIMEOUT_MS` (503); and a handler's panic answered as a 500 in the error
+/// shape and logged, where it would otherwise drop the connection (a 502 at the ALB). The
+/// 503s echo the request's Idempotency-Key like every other answer, so a client can match
+/// them.
 ///
 /// `Router::layer` wraps each route on its own, so the limit takes a semaphore shared by
 /// every route (`GlobalConcurrencyLimitLayer`); tower's `ConcurrencyLimitLayer` would give
@@ -47,12 +56,70 @@ pub fn with_transport(router: Router, http: &HttpArgs) -> Router {
         .load_shed()
         .layer(GlobalConcurrencyLimitLayer::new(http.max_concurrent_requests))
         .timeout(Duration::from_millis(http.request_timeout_ms));
-    router.layer(limits).layer(middleware::from_fn(log_request))
+    router
+        .layer(CatchPanicLayer::custom(panic_answer))
+        .layer(limits)
+        .layer(middleware::from_fn(log_request))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID, NewRequestId))
+        .layer(middleware::map_request(drop_unusable_request_id))
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
+/// A request id the service keeps as given: 1–200 visible ASCII characters, the shape of a
+/// UUID or an ALB trace id (`Root=1-…`). Anything else is replaced, so a log line never
+/// carries a client's megabyte or its control characters.
+fn usable(id: &HeaderValue) -> bool {
+    (1..=200).contains(&id.len()) && id.as_bytes().iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+async fn drop_unusable_request_id(mut req: Request) -> Request {
+    if req.headers().get(&X_REQUEST_ID).is_some_and(|id| !usable(id)) {
+        req.headers_mut().remove(&X_REQUEST_ID);
+    }
+    req
+}
+
+/// The request id of a request without a usable `X-Request-Id`: the ALB's `X-Amzn-Trace-Id`
+/// (so the id matches the ALB's access log), else a new UUID. Transport, not deciding code,
+/// so OS randomness is the right source here.
+#[derive(Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, req: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = match req.headers().get(&X_AMZN_TRACE_ID).filter(|id| usable(id)) {
+            Some(trace) => trace.clone(),
+            None => HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).ok()?,
+        };
+        Some(RequestId::new(id))
+    }
+}
+
+/// A handler's panic: logged (as `INTERNAL_ERROR`, with the panic's message) and answered
+/// 500 in the error shape. The request's key is not at hand here, so `request_id` is null;
+/// the line carries the request id.
+fn panic_answer(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    ApiError::new(AppError::Internal(format!("handler panicked: {message}")), None).into_response()
 }
 
 /// One log line per request with the route template (not the raw path, which would carry
-/// ids), the status and the latency.
+/// ids), the status and the latency; the request runs in a span with its request id
+/// (`http.request_id`, Datadog's standard attribute), so each of its lines has the id.
 async fn log_request(req: Request, next: Next) -> Response {
+    let id = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let span = tracing::info_span!("request", http.request_id = id);
+    served(req, next).instrument(span).await
+}
+
+async fn served(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
@@ -156,5 +223,76 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
         assert_eq!(body["request_id"], "Key-1", "{body}");
         assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE", "{body}");
+    }
+
+    async fn body_of(res: Response) -> serde_json::Value {
+        let bytes = http_body_util::BodyExt::collect(res.into_body()).await.expect("a body").to_bytes();
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    fn request_id_of(res: &Response) -> &str {
+        res.headers().get("x-request-id").and_then(|v| v.to_str().ok()).expect("an x-request-id header")
+    }
+
+    /// A handler that panics answers 500 in the error shape instead of dropping the
+    /// connection, and the panic is logged with the request's id.
+    #[test]
+    fn a_handler_panic_is_a_500_in_the_error_shape_and_a_log_line() {
+        let router = Router::new().route(
+            "/boom",
+            get(|| async {
+                if true {
+                    panic!("the handler broke");
+                }
+                "unreachable"
+            }),
+        );
+        let router = with_transport(router, &limits(8));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        let mut answer = None;
+        let lines = crate::telemetry::capture::lines_of(|| {
+            answer = Some(rt.block_on(async {
+                let res = router.oneshot(get_request("/boom")).await.expect("infallible");
+                (res.status(), request_id_of(&res).to_owned(), body_of(res).await)
+            }));
+        });
+        let (status, id, body) = answer.expect("the request ran");
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "INTERNAL_ERROR", "{body}");
+        assert_eq!(body["error"]["message"], "internal error", "details stay in the log: {body}");
+        assert!(body["request_id"].is_null(), "{body}");
+        let logged: Vec<_> = lines.iter().map(|l| crate::telemetry::capture::parse(l)).collect();
+        let panic_line = logged
+            .iter()
+            .find(|l| l["error_code"] == "INTERNAL_ERROR")
+            .unwrap_or_else(|| panic!("no INTERNAL_ERROR line in {lines:?}"));
+        assert!(panic_line["error_message"].as_str().is_some_and(|m| m.contains("the handler broke")), "{panic_line}");
+        assert!(logged.iter().any(|l| l["event"] == "HTTP" && l["http_status"] == 500), "{lines:?}");
+        for line in &logged {
+            assert_eq!(line["http.request_id"], id.as_str(), "every line of the request has its id: {line}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_request_id_is_the_callers_or_the_albs_or_a_new_one_and_is_echoed() {
+        let router = with_transport(Router::new().route("/ok", get(|| async { "ok" })), &limits(8));
+        let with = |headers: &[(&str, &str)]| {
+            let mut req = Request::get("/ok");
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
+            router.clone().oneshot(req.body(Body::empty()).expect("a request"))
+        };
+        let res = with(&[("x-request-id", "caller-7")]).await.expect("infallible");
+        assert_eq!(request_id_of(&res), "caller-7");
+        let alb = "Root=1-67891233-abcdef012345678912345678";
+        let res = with(&[("x-amzn-trace-id", alb)]).await.expect("infallible");
+        assert_eq!(request_id_of(&res), alb);
+        let res = with(&[("x-request-id", &"x".repeat(201)), ("x-amzn-trace-id", alb)]).await.expect("infallible");
+        assert_eq!(request_id_of(&res), alb, "an unusable id is replaced");
+        let fresh = with(&[]).await.expect("infallible");
+        let again = with(&[]).await.expect("infallible");
+        assert!(uuid::Uuid::parse_str(request_id_of(&fresh)).is_ok(), "{}", request_id_of(&fresh));
+        assert_ne!(request_id_of(&fresh), request_id_of(&again));
     }
 }

@@ -32,14 +32,69 @@ pub fn init(service: &'static str, level: &str) -> Result<LogGuard, String> {
     let filter: Targets =
         level.parse().map_err(|e| format!("LOG_LEVEL: {level:?} is not a valid filter (e.g. info,sqlx=warn): {e}"))?;
     let (writer, guard) = log_writer::start().map_err(|e| format!("cannot start the log writer: {e}"))?;
-    tracing_subscriber::fmt()
-        .event_format(JsonLine { service })
-        .with_writer(writer)
-        .finish()
-        .with(filter)
-        .try_init()
-        .map_err(|e| e.to_string())?;
+    subscriber(service, writer).with(filter).try_init().map_err(|e| e.to_string())?;
     Ok(LogGuard(guard))
+}
+
+/// JSON lines to `writer`, each with the fields of the spans it is in.
+fn subscriber<W>(service: &'static str, writer: W) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt().event_format(JsonLine { service }).with_writer(writer).finish().with(SpanFieldsLayer)
+}
+
+/// A span's fields as ready JSON fragments (`,"name":value`), one per field, kept in the
+/// span's extensions: every line logged inside the span appends them, so a field given to a
+/// span (`info_span!`, `#[instrument]`) reaches each of its lines.
+#[derive(Default)]
+struct SpanFields(Vec<(&'static str, Vec<u8>)>);
+
+impl SpanFields {
+    fn record(&mut self, values: &tracing::span::Record<'_>) {
+        let mut json = Vec::new();
+        let mut fields = Fields { line: &mut json, seen: Vec::new(), ends: Vec::new(), failed: false };
+        values.record(&mut fields);
+        let (names, ends) = (fields.seen, fields.ends);
+        let mut start = 0;
+        for (name, end) in names.into_iter().zip(ends) {
+            self.0.retain(|(n, _)| *n != name);
+            self.0.push((name, json[start..end].to_vec()));
+            start = end;
+        }
+    }
+}
+
+struct SpanFieldsLayer;
+
+impl<S> tracing_subscriber::Layer<S> for SpanFieldsLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields::default();
+        fields.record(&tracing::span::Record::new(attrs.values()));
+        span.extensions_mut().insert(fields);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id) {
+            if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+                fields.record(values);
+            }
+        }
+    }
 }
 
 struct JsonLine {
@@ -55,6 +110,8 @@ const RESERVED: [&str; 4] = ["timestamp", "status", "service", "target"];
 struct Fields<'a> {
     line: &'a mut Vec<u8>,
     seen: Vec<&'static str>,
+    /// Where each written field ends in `line`, in the order of `seen`.
+    ends: Vec<usize>,
     failed: bool,
 }
 
@@ -75,6 +132,7 @@ impl Fields<'_> {
             self.line.push(b':');
             written = value(&mut serde_json::Serializer::new(&mut *self.line));
         }
+        self.ends.push(self.line.len());
         self.failed |= written.is_err();
     }
 }
@@ -115,7 +173,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         // Logging is outside the deciding code, so the real clock is the right one here.
         let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let mut line = Vec::with_capacity(256);
@@ -128,10 +186,23 @@ where
             head.serialize_entry("service", self.service).map_err(|_| fmt::Error)?;
             head.serialize_entry("target", event.metadata().target()).map_err(|_| fmt::Error)?;
         }
-        let mut fields = Fields { line: &mut line, seen: Vec::new(), failed: false };
+        let mut fields = Fields { line: &mut line, seen: Vec::new(), ends: Vec::new(), failed: false };
         event.record(&mut fields);
         if fields.failed {
             return Err(fmt::Error);
+        }
+        // Then the fields of the spans the event is in, innermost first; a name the line
+        // already has (from the event or an inner span) keeps its first value.
+        let mut seen = fields.seen;
+        for span in ctx.event_scope().into_iter().flatten() {
+            if let Some(span_fields) = span.extensions().get::<SpanFields>() {
+                for (name, json) in &span_fields.0 {
+                    if !RESERVED.contains(name) && !seen.contains(name) {
+                        seen.push(name);
+                        line.extend_from_slice(json);
+                    }
+                }
+            }
         }
         line.extend_from_slice(b"}\n");
         writer.write_str(std::str::from_utf8(&line).map_err(|_| fmt::Error)?)
@@ -148,26 +219,23 @@ fn level_name(level: &tracing::Level) -> &'static str {
     }
 }
 
+/// What tests of this crate log, captured as the service would write it.
 #[cfg(test)]
-mod tests {
+pub(crate) mod capture {
     use std::sync::{Arc, Mutex};
 
-    use super::*;
+    use super::subscriber;
 
     /// The lines one closure logs.
-    fn lines_of(log: impl FnOnce()) -> Vec<String> {
+    pub(crate) fn lines_of(log: impl FnOnce()) -> Vec<String> {
         let out = Arc::new(Mutex::new(Vec::<u8>::new()));
         let sink = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(JsonLine { service: "test" })
-            .with_writer(move || Capture(sink.clone()))
-            .finish();
-        tracing::subscriber::with_default(subscriber, log);
+        tracing::subscriber::with_default(subscriber("test", move || Capture(sink.clone())), log);
         let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
         text.lines().map(str::to_owned).collect()
     }
 
-    fn parse(line: &str) -> serde_json::Value {
+    pub(crate) fn parse(line: &str) -> serde_json::Value {
         serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}"))
     }
 
@@ -182,6 +250,11 @@ mod tests {
             Ok(())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capture::{lines_of, parse};
 
     #[test]
     fn a_line_is_one_json_object_with_the_reserved_keys_and_the_fields() {
@@ -215,5 +288,28 @@ mod tests {
         for key in ["\"status\"", "\"service\"", "\"target\""] {
             assert_eq!(lines[0].matches(key).count(), 1, "{key} once in {}", lines[0]);
         }
+    }
+
+    #[test]
+    fn a_line_carries_the_fields_of_its_spans_innermost_first() {
+        let lines = lines_of(|| {
+            let request = tracing::info_span!("request", http.request_id = "req-1", route = "/gifts");
+            let _request = request.enter();
+            tracing::info!("outside the inner span");
+            let inner = tracing::info_span!("send", gift_id = tracing::field::Empty, route = "inner");
+            let _inner = inner.enter();
+            inner.record("gift_id", "g-7");
+            tracing::info!(route = "event", "inside both");
+        });
+        let [outer, both] = lines.as_slice() else { panic!("two lines expected, got {lines:?}") };
+        let outer = parse(outer);
+        assert_eq!(outer["http.request_id"], "req-1");
+        assert_eq!(outer["route"], "/gifts");
+        assert_eq!(outer["gift_id"], serde_json::Value::Null);
+        let line = parse(both);
+        assert_eq!(line["http.request_id"], "req-1");
+        assert_eq!(line["gift_id"], "g-7");
+        assert_eq!(line["route"], "event", "the event's own field wins over its spans'");
+        assert_eq!(both.matches("\"route\"").count(), 1, "{both}");
     }
 }

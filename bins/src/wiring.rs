@@ -19,9 +19,11 @@ use crate::config::TapArgs;
 use crate::config::{DbArgs, SqsArgs};
 
 #[cfg(feature = "aws")]
-/// Connects the production store (lazily) and runs migrations if asked.
-pub async fn postgres_store(db: &DbArgs) -> Result<Arc<PgStore>, String> {
-    let store = PgStore::new(db.connect_options()?, db.pool_settings());
+/// Connects the production store (lazily) and runs migrations if asked. Each connection
+/// names its process (`application_name`: `gift-api`, `gift-worker`), so `pg_stat_activity`
+/// and the RDS logs tell whose connection is whose.
+pub async fn postgres_store(db: &DbArgs, application_name: &str) -> Result<Arc<PgStore>, String> {
+    let store = PgStore::new(db.connect_options()?.application_name(application_name), db.pool_settings());
     if db.run_migrations {
         store.migrate().await.map_err(|e| e.to_string())?;
     }

@@ -134,6 +134,18 @@ fn create_send_reaches_sent() {
     let id = api.create();
     assert_eq!(api.send(&id, "req-1").0, 202);
     assert_eq!(api.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(30))[0]["status"], "SENT");
+    // Each process names its connections, so an operator can tell them apart.
+    let names: Vec<(String,)> = env.rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&env.database_url).await.unwrap();
+        sqlx::query_as("SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = $1 ORDER BY 1")
+            .bind(&env.db_name)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    });
+    let names: Vec<&str> = names.iter().map(|(n,)| n.as_str()).collect();
+    assert!(names.contains(&"gift-api") && names.contains(&"gift-worker"), "{names:?}");
 }
 
 #[test]

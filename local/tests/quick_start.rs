@@ -103,3 +103,22 @@ fn bad_configuration_names_the_variable() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("SEND_FAILURE_RATE"), "{err}");
 }
+
+#[test]
+fn version_names_the_release_and_the_commit_and_the_first_line_says_it_too() {
+    let out = std::process::Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let version = String::from_utf8_lossy(&out.stdout);
+    let expected = format!("gift-local {} (git ", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected), "{version}");
+
+    let dir = temp_dir("local-version");
+    let port = free_port();
+    let proc = start(&dir.join("data.sqlite"), port, "0");
+    Client::new(port).wait_healthy(Duration::from_secs(10));
+    let lines = proc.log_lines_once(Duration::from_secs(5), |l| !l.is_empty());
+    let first = &lines[0];
+    assert_eq!(first["event"], "STARTING", "{first}");
+    assert_eq!(first["version"], env!("CARGO_PKG_VERSION"), "{first}");
+    assert!(first["git_sha"].as_str().is_some_and(|s| !s.is_empty()), "{first}");
+}

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: ApiServiceConfig) -> Result<(), String> {
-    let store = wiring::postgres_store(&config.db).await?;
+    let store = wiring::postgres_store(&config.db, "gift-api").await?;
     let queue = wiring::sqs_queue(&config.sqs).await;
     // The API never pseudo-sends; the rate only matters to the worker.
     let deps = wiring::deps(store, queue, 0.0);

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
 
 async fn run(config: WorkerServiceConfig) -> Result<(), String> {
     let relay_config = config.worker.relay_config()?;
-    let store = wiring::postgres_store(&config.db).await?;
+    let store = wiring::postgres_store(&config.db, "gift-worker").await?;
     let queue = wiring::sqs_queue(&config.sqs).await;
     let base = wiring::deps(store, queue, config.worker.send_failure_rate);
     let tap = wiring::open_tap(&config.tap)?;

@@ -96,7 +96,7 @@ pub struct SqsArgs {
 
 /// The ECS API service.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "gift-api", about = "The gift HTTP API (PostgreSQL + SQS).")]
+#[command(name = "gift-api", version = crate::VERSION.as_str(), about = "The gift HTTP API (PostgreSQL + SQS).")]
 pub struct ApiServiceConfig {
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]
     pub host: IpAddr,
@@ -118,6 +118,7 @@ pub struct ApiServiceConfig {
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "gift-worker",
+    version = crate::VERSION.as_str(),
     about = "The gift worker: consumes SQS, pseudo-sends, records outcomes; also relays the outbox."
 )]
 pub struct WorkerServiceConfig {

@@ -164,6 +164,7 @@ impl WorkerArgs {
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "gift-local",
+    version = crate::VERSION.as_str(),
     about = "The gift service in one process on an embedded database: no PostgreSQL, no AWS."
 )]
 pub struct LocalConfig {
