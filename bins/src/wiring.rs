@@ -1,6 +1,6 @@
 //! Building ports and background loops from configuration.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,20 +76,63 @@ pub fn heartbeat(path: &Path, tap: Option<Arc<Tap>>) -> impl Fn(WorkerEvent<'_>)
         if let (WorkerEvent::Handled(delivery, outcome), Some(tap)) = (&event, &tap) {
             tap.handled(delivery, outcome);
         }
-        if !matches!(event, WorkerEvent::Turn) {
-            return;
-        }
-        if let Err(e) = std::fs::write(&path, b"") {
-            tracing::warn!(error_code = "HEARTBEAT_FAILED", error_message = %e, "could not touch the heartbeat file");
+        if matches!(event, WorkerEvent::Turn) {
+            touch(&path);
         }
     }
 }
 
+/// The relay's heartbeat: `HEARTBEAT_FILE` with `.relay` appended, touched after every
+/// relay pass, failed or not. The health check wants both fresh.
+pub fn relay_heartbeat_path(worker_heartbeat: &Path) -> PathBuf {
+    let mut path = worker_heartbeat.as_os_str().to_owned();
+    path.push(".relay");
+    path.into()
+}
+
+pub fn relay_heartbeat<T, E>(path: &Path) -> impl Fn(Result<&T, &E>) + Send + Sync + 'static {
+    let path = relay_heartbeat_path(path);
+    move |_pass| touch(&path)
+}
+
+fn touch(path: &Path) {
+    if let Err(e) = std::fs::write(path, b"") {
+        tracing::warn!(error_code = "HEARTBEAT_FAILED", error_message = %e, path = %path.display(), "could not touch a heartbeat file");
+    }
+}
+
+/// Whether the worker loop and the relay both turned within `max_age`.
+pub fn worker_is_live(worker_heartbeat: &Path, max_age: Duration) -> bool {
+    heartbeat_is_fresh(worker_heartbeat, max_age)
+        && heartbeat_is_fresh(&relay_heartbeat_path(worker_heartbeat), max_age)
+}
+
 /// Whether `path` was touched within `max_age`.
-pub fn heartbeat_is_fresh(path: &Path, max_age: Duration) -> bool {
+fn heartbeat_is_fresh(path: &Path, max_age: Duration) -> bool {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|age| age <= max_age)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worker_is_live_only_while_both_heartbeats_are_fresh() {
+        let dir = std::env::temp_dir().join(format!("gift-heartbeat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let worker = dir.join("worker.heartbeat");
+        let minute = Duration::from_secs(60);
+        assert!(!worker_is_live(&worker, minute), "no heartbeat at all");
+        touch(&worker);
+        assert!(!worker_is_live(&worker, minute), "the relay has not turned");
+        touch(&relay_heartbeat_path(&worker));
+        assert!(worker_is_live(&worker, minute));
+        std::thread::sleep(Duration::from_millis(1_100));
+        assert!(!worker_is_live(&worker, Duration::from_secs(1)), "both went stale");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

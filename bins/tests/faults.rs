@@ -593,7 +593,7 @@ fn kill_dash_nine_of_a_worker_mid_batch_then_restart_loses_nothing() {
     let proxy = Proxy::start(&sqs);
     let lock = fx.lock_gifts("EXCLUSIVE");
     let mut first = fx.worker(&[("DB_POOL_MAX", "20".into()), ("AWS_ENDPOINT_URL_SQS", proxy.url())]);
-    let mid_batch = "UPDATE gifts SET status";
+    let mid_batch = "WITH locked AS (SELECT id FROM gifts";
     wait_until("the worker's batch at its SENT writes", Duration::from_secs(30), || fx.lock_waiters(mid_batch) >= 1);
     // The batch's other writes arrive within moments; take what is there after a short while.
     let t = Instant::now();
@@ -854,7 +854,7 @@ fn sigterm_drains_in_flight_requests_and_the_worker_batch() {
     // Worker: a batch in flight at the signal.
     let lock = fx.lock_gifts("EXCLUSIVE");
     let mut first = fx.worker(&[("DB_POOL_MAX", "20".into()), ("SEND_FAILURE_RATE", "0".into())]);
-    let mid_batch = "UPDATE gifts SET status";
+    let mid_batch = "WITH locked AS (SELECT id FROM gifts";
     wait_until("the worker blocked mid-batch", Duration::from_secs(30), || fx.lock_waiters(mid_batch) >= 1);
     let t = Instant::now();
     while fx.lock_waiters(mid_batch) < 5 && t.elapsed() < Duration::from_secs(1) {

@@ -215,3 +215,41 @@ fn sends_accepted_while_sqs_is_down_are_processed_when_it_returns() {
     println!("{relayed} messages published by the relay after the outage");
     assert!(relayed >= ids.len(), "the relay, not a person, published the accepted sends");
 }
+
+/// `gift-worker healthcheck` (the container health check) passes while the worker loop and
+/// the relay both turn, and fails once they stop turning.
+#[test]
+fn the_health_check_follows_the_worker_loop_and_the_relay() {
+    let Some(env) = setup("health") else { return };
+    let heartbeat = std::env::temp_dir().join(format!("{}.heartbeat", env.db_name));
+    let mut vars = env.common(&env.sqs_endpoint);
+    vars.push(("HEARTBEAT_FILE", heartbeat.display().to_string()));
+    vars.push(("WORKER_WAIT_SECONDS", "1".into()));
+    vars.push(("RELAY_INTERVAL_MS", "200".into()));
+    let healthy = || {
+        std::process::Command::new(WORKER)
+            .args(["healthcheck", "--max-age-seconds", "3"])
+            .env_clear()
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .status()
+            .expect("the health check runs")
+            .success()
+    };
+    assert!(!healthy(), "nothing has turned yet");
+    let worker = Proc::start(WORKER, &vars);
+    let until = |want: bool, within: Duration| {
+        let deadline = std::time::Instant::now() + within;
+        while healthy() != want {
+            assert!(std::time::Instant::now() < deadline, "the health check did not become {want}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    until(true, Duration::from_secs(20));
+    worker.signal("STOP");
+    until(false, Duration::from_secs(10));
+    worker.signal("CONT");
+    until(true, Duration::from_secs(10));
+    for file in [heartbeat.clone(), gift_bins::wiring::relay_heartbeat_path(&heartbeat)] {
+        std::fs::remove_file(file).ok();
+    }
+}

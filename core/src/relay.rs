@@ -82,19 +82,21 @@ async fn publish_due(deps: &Deps, config: RelayConfig, now: Timestamp, pass: &mu
     Ok(())
 }
 
-/// Runs relay passes until `shutdown` resolves; `observe` hears of each completed pass.
+/// Runs relay passes until `shutdown` resolves; `observe` hears of each pass, failed or not
+/// (the worker binary's relay heartbeat means "the loop turns", as the worker's does).
 pub async fn run_relay(
     deps: Deps,
     config: RelayConfig,
-    observe: impl Fn(&RelayPass) + Send + Sync,
+    observe: impl Fn(Result<&RelayPass, &AppError>) + Send + Sync,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let mut shutdown = Box::pin(shutdown);
     loop {
-        match relay_once(&deps, config).await {
-            Ok(pass) => observe(&pass),
-            Err(e) => tracing::error!(error_code = "RELAY_FAILED", error_message = %e, "relay pass failed"),
+        let pass = relay_once(&deps, config).await;
+        if let Err(e) = &pass {
+            tracing::error!(error_code = "RELAY_FAILED", error_message = %e, "relay pass failed");
         }
+        observe(pass.as_ref());
         let pause = deps.env.sleep(config.interval);
         if let Either::Right(_) = select(pause, shutdown.as_mut()).await {
             break;

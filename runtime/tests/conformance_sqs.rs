@@ -46,3 +46,32 @@ async fn an_unreachable_endpoint_is_unavailable() {
     let err = q.publish("{}").await.unwrap_err();
     assert!(matches!(err, gift_core::QueueError::Unavailable(_)), "{err:?}");
 }
+
+/// An SQS endpoint that accepts connections and never answers (a hung load balancer, a
+/// half-open connection): every call fails as `Unavailable` within its timeouts — a
+/// long-poll receive after its wait — instead of hanging the loop that made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_sqs_is_unavailable_not_a_hang() {
+    use std::time::{Duration, Instant};
+
+    use gift_core::ports::Queue;
+    use gift_core::QueueError;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let queue = SqsQueue::new(sqs_emulator::client(&endpoint), format!("{endpoint}/123456789012/hung"));
+    let within = Duration::from_secs(40);
+    let started = Instant::now();
+    let publish = tokio::time::timeout(within, queue.publish("{}")).await.expect("publish hung");
+    assert!(matches!(publish, Err(QueueError::Unavailable(_))), "{publish:?}");
+    let receive = tokio::time::timeout(within, queue.receive(10, Duration::from_secs(1))).await.expect("receive hung");
+    assert!(matches!(receive, Err(QueueError::Unavailable(_))), "{receive:?}");
+    eprintln!("two hung calls failed in {:.1?}", started.elapsed());
+    held.abort();
+}

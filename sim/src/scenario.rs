@@ -133,8 +133,10 @@ async fn scenario(seed: u64, history: History) -> RunResult {
             .name(&name)
             .init(move || {
                 let ctx3 = ctx2.clone();
-                let observe = move |pass: &gift_core::relay::RelayPass| {
-                    ctx3.history.count_n("relay_published", u64::from(pass.published));
+                let observe = move |pass: Result<&gift_core::relay::RelayPass, &gift_core::AppError>| {
+                    if let Ok(pass) = pass {
+                        ctx3.history.count_n("relay_published", u64::from(pass.published));
+                    }
                 };
                 gift_core::relay::run_relay(deps.clone(), RELAY, observe, std::future::pending())
             })

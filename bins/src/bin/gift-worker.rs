@@ -12,7 +12,7 @@ use tokio::sync::watch;
 fn main() -> ExitCode {
     let config = WorkerServiceConfig::parse();
     if let Some(WorkerCommand::Healthcheck { max_age_seconds }) = config.command {
-        let fresh = wiring::heartbeat_is_fresh(&config.heartbeat_file, Duration::from_secs(max_age_seconds));
+        let fresh = wiring::worker_is_live(&config.heartbeat_file, Duration::from_secs(max_age_seconds));
         return if fresh { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
     let (log, runtime) = (config.log.clone(), config.runtime.clone());
@@ -37,7 +37,8 @@ async fn run(config: WorkerServiceConfig) -> Result<(), String> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let relay = tokio::spawn(gift_core::relay::run_relay(relay_deps, relay_config, |_| {}, stopped()));
+    let relay_heartbeat = wiring::relay_heartbeat(&config.heartbeat_file);
+    let relay = tokio::spawn(gift_core::relay::run_relay(relay_deps, relay_config, relay_heartbeat, stopped()));
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);

@@ -130,7 +130,8 @@ pub struct WorkerServiceConfig {
     pub db: DbArgs,
     #[command(flatten)]
     pub sqs: SqsArgs,
-    /// File the worker loop touches each turn; `gift-worker healthcheck` reads it.
+    /// File the worker loop touches each turn (and, with `.relay` appended, the relay each
+    /// pass); `gift-worker healthcheck` wants both fresh.
     #[arg(long, env = "HEARTBEAT_FILE", default_value = "/tmp/gift-worker.heartbeat", global = true)]
     pub heartbeat_file: PathBuf,
     #[command(flatten)]
@@ -143,7 +144,8 @@ pub struct WorkerServiceConfig {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum WorkerCommand {
-    /// Exit 0 if the worker loop turned within the last `--max-age-seconds`, else 1.
+    /// Exit 0 if the worker loop and the relay both turned within the last
+    /// `--max-age-seconds`, else 1.
     Healthcheck {
         #[arg(long, default_value_t = 90)]
         max_age_seconds: u64,

@@ -1,6 +1,8 @@
 //! Test fixtures for an SQS emulator (moto): a client with dummy credentials, and a queue
 //! with a dead-letter queue configured the way Terraform configures the real ones.
 
+use std::time::Duration;
+
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
@@ -13,6 +15,7 @@ pub fn client(endpoint: &str) -> Client {
             .region(Region::new("us-east-1"))
             .endpoint_url(endpoint)
             .http_client(crate::sqs::http_client())
+            .timeout_config(crate::sqs::timeouts(Duration::ZERO))
             .credentials_provider(Credentials::new("test", "test", None, None, "emulator"))
             .build(),
     )

@@ -166,10 +166,14 @@ impl Store for PgStore {
             .run(move |c| {
                 Box::pin(async move {
                     // One statement, one commit for the batch; each row is still updated only
-                    // if QUEUED, and RETURNING says which were.
+                    // if QUEUED, and RETURNING says which were. The rows are locked in id
+                    // order first, the order a batch of sends locks them in, so the two wait
+                    // for each other instead of deadlocking.
                     sqlx::query_scalar(
-                        "UPDATE gifts SET status = 'SENT', updated_at = $2 \
-                         WHERE id = ANY($1) AND status = 'QUEUED' RETURNING id",
+                        "WITH locked AS (SELECT id FROM gifts WHERE id = ANY($1) AND status = 'QUEUED' \
+                                         ORDER BY id FOR UPDATE) \
+                         UPDATE gifts g SET status = 'SENT', updated_at = $2 FROM locked \
+                         WHERE g.id = locked.id AND g.status = 'QUEUED' RETURNING g.id",
                     )
                     .bind(wanted)
                     .bind(now)

@@ -16,6 +16,25 @@ use gift_core::QueueError;
 
 pub use aws_sdk_sqs::Client as SqsClient;
 
+/// One HTTP request to SQS (connect, send, answer) gets this long...
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// ...and a call with its retries this long.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// SQS's longest long poll.
+const MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// Every SQS call is bounded, a long-poll receive by its wait plus the usual allowance: a
+/// hung call fails as `Unavailable` (the SDK's timeout error), which the API answers with a
+/// 503 and the worker and relay retry, instead of stalling a loop with its heartbeat.
+pub fn timeouts(long_poll: Duration) -> aws_sdk_sqs::config::timeout::TimeoutConfig {
+    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(long_poll + ATTEMPT_TIMEOUT)
+        .operation_timeout(long_poll + OPERATION_TIMEOUT)
+        .build()
+}
+
 /// The HTTPS client every SQS client here uses: rustls on ring, the TLS stack the PostgreSQL
 /// driver already links, rather than the SDK's default (rustls on aws-lc-rs). The SDK
 /// panics on a call without a client, so each constructor sets this one.
@@ -41,7 +60,7 @@ impl SqsQueue {
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region));
         }
-        Client::new(&loader.http_client(http_client()).load().await)
+        Client::new(&loader.http_client(http_client()).timeout_config(timeouts(Duration::ZERO)).load().await)
     }
 
     pub fn queue_url(&self) -> &str {
@@ -140,8 +159,10 @@ impl Queue for SqsQueue {
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(max.clamp(1, 10) as i32)
-            .wait_time_seconds(seconds(wait).min(20))
+            .wait_time_seconds(seconds(wait.min(MAX_WAIT)))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts(wait.min(MAX_WAIT))))
             .send()
             .await
             .map_err(queue_error)?;
