@@ -6,10 +6,8 @@
 //! Two sends for the same gift never share a statement ([`Statement::clash`]): the second
 //! must see what the first did, which a statement's rows do not see of each other. Several
 //! gifts' rows are locked in id order, so racing batches of sends wait for each other
-//! instead of deadlocking. The worker's batch update locks in whatever order its plan visits
-//! the rows; it only touches QUEUED gifts, which a send only locks to replay or refuse, and
-//! should the two still deadlock, PostgreSQL fails one statement: a 503 the client retries
-//! with its key, or a batch the queue delivers again.
+//! instead of deadlocking; the worker's batch SENT write locks its rows in id order too
+//! (`PgStore::mark_sent_all`).
 
 use std::collections::HashMap;
 
