@@ -32,9 +32,8 @@ RUN cargo chef prepare --recipe-path recipe.json
 # --- builder ------------------------------------------------------------------
 FROM chef AS builder
 
-# The build never talks to a database: sqlx's query! macros (none today) would
-# have to use committed .sqlx/ metadata (`cargo sqlx prepare`).
-ENV SQLX_OFFLINE=true
+# The build never talks to a database: no sqlx macro is compiled (the migrations
+# are listed in runtime/src/sql.rs).
 
 # Dependencies first, in their own layer: it is rebuilt only when a manifest or
 # Cargo.lock changes, so a change to the service compiles only the workspace's
