@@ -68,14 +68,27 @@ resource "datadog_integration_aws_account" "main" {
     }
   }
 
-  resources_config {}
+  # Resource collection needs more than the standard permissions (see below).
+  resources_config {
+    extended_collection = var.datadog_aws_resource_collection
+  }
 
   traces_config {
     xray_services {}
   }
 }
 
-data "datadog_integration_aws_iam_permissions" "main" {
+# The integration role's permissions: Datadog's standard set in one managed
+# policy, plus the AWS-managed SecurityAudit policy only with resource
+# collection. Not the full list (datadog_integration_aws_iam_permissions): it is
+# about 690 actions, about 20,500 characters as JSON, and a managed policy holds
+# at most 6,144. Splitting it would take four policies and more as Datadog's
+# list grows, to grant resource-catalog reads this stack does not use; the
+# standard set (about 105 actions, about 2,700 characters) is what metric and
+# tag collection need. scripts/check-infra computes the size of every policy
+# fed from these lists (scripts/data/datadog-aws-iam-permissions.json), and the
+# precondition below checks the live list at plan time.
+data "datadog_integration_aws_iam_permissions_standard" "main" {
   count = var.datadog_create_aws_integration ? 1 : 0
 }
 
@@ -107,11 +120,11 @@ resource "aws_iam_role" "datadog_integration" {
 }
 
 data "aws_iam_policy_document" "datadog_integration" {
-  #checkov:skip=CKV_AWS_356:Datadog's integration needs account-wide read-only List/Describe/Get actions (the list comes from Datadog's own data source); none of them writes anything.
+  #checkov:skip=CKV_AWS_356:Datadog's integration needs account-wide List/Describe/Get actions; the list comes from Datadog's own data source. Its few writes (logs:PutSubscriptionFilter, s3:PutBucketNotification, events:CreateEventBus, sns:Publish) are what Datadog's log forwarding sets up.
   count = var.datadog_create_aws_integration ? 1 : 0
 
   statement {
-    actions   = data.datadog_integration_aws_iam_permissions.main[0].iam_permissions
+    actions   = data.datadog_integration_aws_iam_permissions_standard.main[0].iam_permissions
     resources = ["*"]
   }
 }
@@ -121,6 +134,15 @@ resource "aws_iam_policy" "datadog_integration" {
 
   name   = "${local.name}-datadog-integration"
   policy = data.aws_iam_policy_document.datadog_integration[0].json
+
+  lifecycle {
+    # AWS counts a managed policy's characters without white space; jsonencode
+    # writes none. The plan stops here instead of the apply at CreatePolicy.
+    precondition {
+      condition     = length(jsonencode(jsondecode(data.aws_iam_policy_document.datadog_integration[0].json))) <= 6144
+      error_message = "Datadog's standard permission set no longer fits one managed policy (6,144 characters): split it over several aws_iam_policy resources."
+    }
+  }
 }
 
 resource "aws_iam_role_policy_attachment" "datadog_integration" {
@@ -128,6 +150,15 @@ resource "aws_iam_role_policy_attachment" "datadog_integration" {
 
   role       = aws_iam_role.datadog_integration[0].name
   policy_arn = aws_iam_policy.datadog_integration[0].arn
+}
+
+# Datadog documents SecurityAudit for resource collection; an AWS-managed
+# policy does not count against the 6,144 characters.
+resource "aws_iam_role_policy_attachment" "datadog_integration_security_audit" {
+  count = var.datadog_create_aws_integration && var.datadog_aws_resource_collection ? 1 : 0
+
+  role       = aws_iam_role.datadog_integration[0].name
+  policy_arn = "arn:aws:iam::aws:policy/SecurityAudit"
 }
 
 # --- logs ---------------------------------------------------------------------------

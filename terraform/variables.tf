@@ -492,6 +492,12 @@ variable "datadog_create_aws_integration" {
   default     = false
 }
 
+variable "datadog_aws_resource_collection" {
+  description = "Datadog resource collection (extended_collection: resource configuration for the Resource Catalog). Off, the integration role gets only Datadog's standard permission set (metrics, tags); on, it also gets the AWS-managed SecurityAudit policy, which Datadog documents for resource collection."
+  type        = bool
+  default     = false
+}
+
 variable "datadog_aws_account_id" {
   description = "Datadog's AWS account that assumes the integration role (464622532012 for the commercial sites; check Datadog's AWS integration docs for your site)."
   type        = string
