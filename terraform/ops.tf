@@ -27,7 +27,7 @@ resource "aws_ecs_task_definition" "db_admin" {
 
   container_definitions = jsonencode([{
     name      = "psql"
-    image     = var.db_admin_image
+    image     = coalesce(var.db_admin_image, "public.ecr.aws/docker/library/postgres:${local.db_engine_major}-alpine")
     essential = true
     # Replaced per run: --overrides '{"containerOverrides":[{"name":"psql","command":["psql","-c","..."]}]}'
     command                = ["psql", "-c", "SELECT status, count(*) FROM gifts GROUP BY status ORDER BY status"]

@@ -1,7 +1,12 @@
-# PostgreSQL 15 on RDS, in the database subnets (no internet route), reachable
+# PostgreSQL on RDS, in the database subnets (no internet route), reachable
 # only from the API and worker security groups. TLS is enforced in both modes
 # (rds.force_ssl = 1): it costs nothing and the binaries connect with
 # DB_SSLMODE=require.
+
+locals {
+  # "16.4" -> "16": the parameter-group family and the psql image follow the major.
+  db_engine_major = split(".", var.db_engine_version)[0]
+}
 
 resource "random_password" "db" {
   length  = 40
@@ -30,8 +35,11 @@ resource "aws_db_subnet_group" "main" {
 }
 
 resource "aws_db_parameter_group" "main" {
-  name        = "${local.name}-pg15"
-  family      = "postgres15"
+  # name_prefix: a change of family (a new major) or any other replacement
+  # creates the new group before the old one is destroyed, and two groups cannot
+  # share a name.
+  name_prefix = "${local.name}-pg${local.db_engine_major}-"
+  family      = "postgres${local.db_engine_major}"
   description = "${local.name}: TLS enforced, slow-query and DDL logging"
 
   parameter {
@@ -97,7 +105,7 @@ resource "aws_db_instance" "main" {
   final_snapshot_identifier = "${local.name}-final"
 
   auto_minor_version_upgrade  = true
-  allow_major_version_upgrade = false
+  allow_major_version_upgrade = var.db_allow_major_version_upgrade
   # Production changes wait for the maintenance window; the PoC applies at once.
   apply_immediately = !local.hardening
 

@@ -7,9 +7,13 @@ variable "project" {
   type        = string
   default     = "gift"
 
+  # project + "-" + environment + the longest suffix ("-alb", "-api") must fit
+  # the 32 characters of an ALB or target group name: 15 + 1 + 12 + 4 = 32
+  # (scripts/check-infra computes this from the regexes). No trailing dash:
+  # AWS refuses a load balancer name that ends with one.
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.project))
-    error_message = "project must be lower-case letters, digits and dashes (2-16 chars)."
+    condition     = can(regex("^[a-z][a-z0-9-]{0,13}[a-z0-9]$", var.project))
+    error_message = "project must be lower-case letters, digits and dashes, start with a letter, not end with a dash (2-15 chars)."
   }
 }
 
@@ -19,8 +23,8 @@ variable "environment" {
   default     = "poc"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,11}$", var.environment))
-    error_message = "environment must be lower-case letters, digits and dashes (2-12 chars)."
+    condition     = can(regex("^[a-z][a-z0-9-]{0,10}[a-z0-9]$", var.environment))
+    error_message = "environment must be lower-case letters, digits and dashes, start with a letter, not end with a dash (2-12 chars)."
   }
 }
 
@@ -233,9 +237,20 @@ variable "worker_fargate_spot" {
 # -----------------------------------------------------------------------------
 
 variable "db_engine_version" {
-  description = "PostgreSQL major version (RDS picks the latest minor; minor upgrades are automatic)."
+  description = "PostgreSQL version: a major (\"15\", RDS picks the latest minor) or major.minor. The parameter-group family (postgres<major>) and the db-admin psql image follow its major."
   type        = string
   default     = "15"
+
+  validation {
+    condition     = can(regex("^(1[3-9]|[2-9][0-9])(\\.[0-9]+)?$", var.db_engine_version))
+    error_message = "db_engine_version must be a PostgreSQL major from 13 on, optionally with a minor (15, 16.4)."
+  }
+}
+
+variable "db_allow_major_version_upgrade" {
+  description = "Let RDS apply a change of db_engine_version's major (a new parameter group of the new family is created before the old one goes). Set it for the apply that upgrades, after a snapshot."
+  type        = bool
+  default     = false
 }
 
 variable "db_instance_class" {
@@ -430,9 +445,9 @@ variable "heartbeat_file" {
 }
 
 variable "db_admin_image" {
-  description = "Image of the one-off psql task (ops.tf). The ECR Public mirror of the official postgres image avoids Docker Hub pull limits."
+  description = "Image of the one-off psql task (ops.tf). null = the ECR Public mirror of the official postgres image of db_engine_version's major (no Docker Hub pull limits)."
   type        = string
-  default     = "public.ecr.aws/docker/library/postgres:15-alpine"
+  default     = null
 }
 
 # -----------------------------------------------------------------------------
