@@ -9,13 +9,21 @@ name = "gift-api" / "gift-worker" / "gift-local", plus every struct it
 flattens, recursively), the comparison is per container: gift-api against the
 api task definition, gift-worker against the worker's; gift-local is never
 deployed. Otherwise it falls back to the union of both containers.
-Set side: the four plain maps in terraform/ecs.tf that make up the app
+Set side: the plain maps in terraform/ecs.tf that make up the app
 containers' environment and secrets:
-    app_common_environment, api_only_environment, worker_only_environment, app_secrets
+    app_common_environment, api_only_environment, worker_only_environment, app_secrets,
+    migrate_environment, migrate_secrets
 (the api container gets common + api_only + secrets, the worker common +
-worker_only + secrets). The Datadog agent and FireLens sidecars have their own
-environment (DD_*, ECS_FARGATE) that the binaries never see; it is not part
-of this contract and is not compared.
+worker_only + secrets, the one-off migrate task migrate_environment +
+migrate_secrets). The Datadog agent and FireLens sidecars have their own
+environment (DD_SITE, DD_API_KEY, ECS_FARGATE, ...) that the binaries never
+see; it is not part of this contract and is not compared.
+
+The migrate task runs `gift-admin migrate`, one subcommand of a binary whose
+other subcommands read more (the operator runs those with the worker's
+environment), so it is compared one way and against a list: every name it sets
+must be read by gift-admin, and it must set MIGRATE_NEEDS. While bins/src has
+no gift-admin, only the list is checked, and the report says so.
 
 Rules (per container, or on the union in fallback mode)
   * read but not set                         -> error (the incident of 000_*:
@@ -52,7 +60,21 @@ CONTRACT_MAPS = (
     "api_only_environment",
     "worker_only_environment",
     "app_secrets",
+    "migrate_environment",
+    "migrate_secrets",
 )
+# What `gift-admin migrate` needs: the master user's connection, and the app
+# role it creates and gives a password.
+MIGRATE_NEEDS = {
+    "DB_HOST",
+    "DB_PORT",
+    "DB_NAME",
+    "DB_USER",
+    "DB_PASSWORD",
+    "DB_SSLMODE",
+    "APP_DB_USER",
+    "APP_DB_PASSWORD",
+}
 
 CLAP_ENV = re.compile(r'\benv\s*=\s*"([A-Za-z_][A-Za-z0-9_]*)"')
 STD_ENV = re.compile(r'\benv::var(?:_os)?\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)')
@@ -65,7 +87,11 @@ def strip_line_comments(line: str) -> str:
 
 
 STRUCT_START = re.compile(r"^\s*pub\s+struct\s+(\w+)\s*\{")
-FLATTEN_FIELD = re.compile(r"^\s*pub\s+\w+\s*:\s*(?:Option<)?(\w+)")
+ENUM_START = re.compile(r"^pub\s+enum\s+(\w+)\s*\{")
+TUPLE_VARIANT = re.compile(r"^\s{4}(\w+)\s*\(\s*(\w+)\s*\)\s*,?\s*$")
+STRUCT_VARIANT = re.compile(r"^\s{4}(\w+)\s*\{\s*$")
+# A field, `pub name: Type` (a struct's) or `name: Type` (a struct variant's).
+FIELD = re.compile(r"^\s*(?:pub\s+)?\w+\s*:\s*(?:Option<)?(\w+)")
 BINARY_NAME = re.compile(r'\bname\s*=\s*"(gift-[a-z]+)"')
 BIN_FILE = re.compile(r"(?:^|/)bin/(gift-[a-z]+)\.rs$")
 
@@ -79,6 +105,10 @@ class Reads:
         self.struct_flattens: dict[str, set[str]] = {}  # struct -> flattened field types
         self.binary_struct: dict[str, str] = {}  # gift-api -> ApiServiceConfig
         self.direct: dict[str, set[str]] = {}  # binary or "shared" -> env::var names
+        self.subcommand_enum: dict[str, str] = {}  # struct -> the enum of its #[command(subcommand)] field
+        # A subcommand, "Enum::Variant", is read like a struct: its own env names
+        # (struct variant) and the structs it flattens or wraps (tuple variant).
+        # names_of_struct leaves subcommands out; names_of_subcommand adds one.
 
     def add(self, name: str, where: str) -> None:
         self.where.setdefault(name, []).append(where)
@@ -90,6 +120,14 @@ class Reads:
         for inner in self.struct_flattens.get(struct, set()):
             names |= self.names_of_struct(inner, seen | {struct})
         return names
+
+    def names_of_subcommand(self, struct: str, variant: str) -> set[str] | None:
+        """What one subcommand of the binary struct `struct` reads, globals included; None if not found."""
+        enum = self.subcommand_enum.get(struct)
+        key = f"{enum}::{variant}"
+        if enum is None or key not in self.struct_names:
+            return None
+        return self.names_of_struct(struct) | self.names_of_struct(key)
 
     def per_binary(self) -> dict[str, set[str]] | None:
         if "gift-api" not in self.binary_struct or "gift-worker" not in self.binary_struct:
@@ -106,13 +144,15 @@ def names_read(bins_src: Path) -> Reads:
     for path in sorted(bins_src.rglob("*.rs")):
         lines = path.read_text(encoding="utf-8").splitlines()
         file_bin = BIN_FILE.search(path.as_posix())
-        current: str | None = None
+        current: str | None = None  # the struct, or "Enum::Variant", whose fields these are
+        enum: str | None = None  # inside `pub enum Enum {`
         flatten_next = False
+        subcommand_next = False
         for idx, raw in enumerate(lines):
             line = strip_line_comments(raw)
             where = f"{path.as_posix()}:{idx + 1}"
             m = STRUCT_START.match(line)
-            if m:
+            if m and enum is None:
                 current = m.group(1)
                 reads.struct_names.setdefault(current, set())
                 reads.struct_flattens.setdefault(current, set())
@@ -126,7 +166,31 @@ def names_read(bins_src: Path) -> Reads:
                 if b:
                     reads.binary_struct[b.group(1)] = current
                 continue
-            if current is not None and raw.startswith("}"):
+            e = ENUM_START.match(line)
+            if e:
+                enum, current = e.group(1), None
+                continue
+            if enum is not None:
+                if raw.startswith("}"):
+                    enum = current = None
+                    continue
+                tv = TUPLE_VARIANT.match(line)
+                sv = STRUCT_VARIANT.match(line)
+                if tv:
+                    key = f"{enum}::{tv.group(1)}"
+                    reads.struct_names.setdefault(key, set())
+                    reads.struct_flattens.setdefault(key, set()).add(tv.group(2))
+                    current = None
+                    continue
+                if sv:
+                    current = f"{enum}::{sv.group(1)}"
+                    reads.struct_names.setdefault(current, set())
+                    reads.struct_flattens.setdefault(current, set())
+                    continue
+                if re.match(r"^\s{4}\}", raw):
+                    current = None
+                    continue
+            elif current is not None and raw.startswith("}"):
                 current = None
                 continue
             for cm in CLAP_ENV.finditer(line):
@@ -138,11 +202,18 @@ def names_read(bins_src: Path) -> Reads:
                 owner = file_bin.group(1) if file_bin else "shared"
                 reads.direct.setdefault(owner, set()).add(sm.group(1))
             if current is not None:
-                if "flatten" in line and line.strip().startswith("#["):
+                attr = line.strip().startswith("#[")
+                if attr and "flatten" in line:
                     flatten_next = True
-                elif flatten_next and FLATTEN_FIELD.match(line):
-                    reads.struct_flattens[current].add(FLATTEN_FIELD.match(line).group(1))
-                    flatten_next = False
+                elif attr and "subcommand" in line:
+                    subcommand_next = True
+                elif FIELD.match(line) and (flatten_next or subcommand_next):
+                    field_type = FIELD.match(line).group(1)
+                    if flatten_next:
+                        reads.struct_flattens[current].add(field_type)
+                    else:
+                        reads.subcommand_enum[current] = field_type
+                    flatten_next = subcommand_next = False
     return reads
 
 
@@ -181,6 +252,8 @@ def names_set(ecs_tf: Path) -> dict[str, set[str]]:
         "merge(local.app_common_environment, local.api_only_environment)",
         "merge(local.app_common_environment, local.worker_only_environment)",
         "local.app_secrets",
+        "keys(local.migrate_environment)",
+        "keys(local.migrate_secrets)",
     ):
         if needle not in text:
             sys.exit(f"check-env-contract: {ecs_tf} no longer builds the containers from `{needle}`; update this check")
@@ -217,8 +290,15 @@ def main() -> int:
         "api": maps["app_common_environment"] | maps["api_only_environment"] | secrets,
         "worker": maps["app_common_environment"] | maps["worker_only_environment"] | secrets,
     }
+    migrate = maps["migrate_environment"] | maps["migrate_secrets"]
     set_any = containers["api"] | containers["worker"]
     per_binary = reads.per_binary()
+    admin_reads = None
+    if per_binary is not None and "gift-admin" in reads.binary_struct:
+        admin_reads = reads.names_of_subcommand(reads.binary_struct["gift-admin"], "Migrate")
+        admin_scope = "its migrate subcommand"
+        if admin_reads is None:
+            admin_reads, admin_scope = per_binary["gift-admin"], "the whole binary (no Migrate subcommand found)"
 
     errors: list[str] = []
     if per_binary is not None:
@@ -237,11 +317,35 @@ def main() -> int:
         local_only_binary = set(read) - deployed - shared
     else:
         mode = "union (could not attribute the clap structs to gift-api and gift-worker)"
-        for name in sorted(set(read) - set(LOCAL_ONLY) - set_any):
-            errors.append(f"{name}: read by the binaries ({', '.join(read[name])}) but set by neither task definition")
+        for name in sorted(set(read) - set(LOCAL_ONLY) - set_any - migrate):
+            errors.append(f"{name}: read by the binaries ({', '.join(read[name])}) but set by no task definition")
         for name in sorted(set_any - set(read)):
             errors.append(f"{name}: set by the task definitions but read by no binary")
         local_only_binary = set()
+
+    # The migrate task: the list it must set, and (once gift-admin exists) only
+    # names gift-admin reads.
+    for name in sorted(MIGRATE_NEEDS - migrate):
+        errors.append(f"{name}: `gift-admin migrate` needs it but the migrate task definition does not set it")
+    if admin_reads is not None:
+        admin_shared = reads.direct.get("shared", set())
+        for name in sorted(migrate - admin_reads - admin_shared):
+            errors.append(f"{name}: set in the migrate task definition but not read by `gift-admin migrate`")
+        for name in sorted(MIGRATE_NEEDS - admin_reads - admin_shared):
+            errors.append(f"{name}: the migrate task sets it for `gift-admin migrate`, but gift-admin does not read it")
+        defaulted = sorted(admin_reads - migrate - set(LOCAL_ONLY))
+        migrate_mode = (
+            f"against {admin_scope} of gift-admin ({len(admin_reads)} names; "
+            f"left to their defaults: {', '.join(defaulted) or 'none'})"
+        )
+    elif per_binary is not None or "APP_DB_USER" not in read:
+        migrate_mode = "gift-admin: not in bins/src yet; the migrate task is checked against MIGRATE_NEEDS only"
+    else:
+        migrate_mode = "gift-admin: its clap struct is not attributed; the migrate task is checked against MIGRATE_NEEDS only"
+    for name in sorted(migrate & set(LOCAL_ONLY)):
+        errors.append(f"{name}: must not be set in AWS ({LOCAL_ONLY[name]})")
+    for name in sorted(maps["migrate_environment"] & maps["migrate_secrets"]):
+        errors.append(f"{name}: set both as a plain variable and as a secret in the migrate task definition")
 
     for name in sorted(set_any & set(LOCAL_ONLY)):
         errors.append(f"{name}: must not be set in AWS ({LOCAL_ONLY[name]})")
@@ -255,6 +359,7 @@ def main() -> int:
     if per_binary is not None:
         for b in sorted(reads.binary_struct):
             print(f"  {b}: struct {reads.binary_struct[b]}, {len(per_binary.get(b, set()))} names")
+    print(f"  migrate task ({len(migrate)} names): {migrate_mode}")
     all_names = set(read) | set_any
     width = max(len(n) for n in all_names)
 
@@ -272,9 +377,11 @@ def main() -> int:
         print(f"  {'NAME'.ljust(width)}  gift-api  api     gift-worker  worker  gift-local  note")
     else:
         print(f"  {'NAME'.ljust(width)}  read  api     worker  note")
-    for name in sorted(all_names):
+    for name in sorted(all_names | migrate):
         if name in LOCAL_ONLY and name not in set_any:
             note = f"local-only: {LOCAL_ONLY[name]}"
+        elif name in migrate:
+            note = "migrate task" + ("" if name in set_any else " only")
         elif name in local_only_binary:
             note = "gift-local only (never deployed)"
         elif name not in read:
@@ -295,8 +402,8 @@ def main() -> int:
             print(f"  ERROR {e}")
         return 1
     print(
-        f"env contract: OK ({len(containers['api'])} names set for api, {len(containers['worker'])} for worker; "
-        f"{len(read)} names read in bins/src)"
+        f"env contract: OK ({len(containers['api'])} names set for api, {len(containers['worker'])} for worker, "
+        f"{len(migrate)} for migrate; {len(read)} names read in bins/src)"
     )
     return 0
 

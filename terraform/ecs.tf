@@ -3,14 +3,17 @@
 #   gift-api | gift-worker   the application (read-only root fs, /tmp is a scratch volume)
 #   log-router               FireLens / fluent-bit: app stdout -> Datadog logs (when app_log_destination = "datadog")
 #   datadog-agent            metrics (ecs.fargate.*) and an APM/DogStatsD endpoint on localhost
+# A third task definition, migrate, is no service: the deploy workflow runs it
+# once per deploy (`gift-admin migrate`) before it rolls the services.
 
 # -----------------------------------------------------------------------------
 # The environment contract.
 #
-# These four maps are everything the binaries receive. scripts/check-infra
+# These six maps are everything the binaries receive. scripts/check-infra
 # parses them and compares their keys with every `env = "NAME"` in
-# bins/src/**/*.rs, in both directions; keep them plain map literals so the
-# check can read them. Not set here on purpose:
+# bins/src/**/*.rs, in both directions (for migrate: every name it sets must be
+# read by gift-admin); keep them plain map literals so the check can read them.
+# Not set here on purpose:
 #   DATABASE_URL          - the alternative to DB_*; Terraform uses the split form
 #   AWS_ENDPOINT_URL_SQS  - local emulators only; in AWS the SDK's default endpoint is right
 # AWS_REGION is set explicitly (Fargate also injects it) because the binaries read it.
@@ -23,10 +26,12 @@ locals {
     DB_HOST               = aws_db_instance.main.address
     DB_PORT               = tostring(aws_db_instance.main.port)
     DB_NAME               = var.db_name
-    DB_USER               = var.db_username
+    DB_USER               = var.db_app_username
     DB_SSLMODE            = var.db_sslmode
     DB_ACQUIRE_TIMEOUT_MS = tostring(var.db_acquire_timeout_ms)
-    RUN_MIGRATIONS        = tostring(var.run_migrations)
+    # The app role may not run DDL: the migrate task applies the migrations
+    # as the master user before every rollout.
+    RUN_MIGRATIONS = "false"
   }
 
   api_only_environment = {
@@ -59,7 +64,24 @@ locals {
 
   # Injected by the ECS agent (execution role) from Secrets Manager.
   app_secrets = {
-    DB_PASSWORD = aws_secretsmanager_secret.db_password.arn
+    DB_PASSWORD = "${aws_secretsmanager_secret.db_app.arn}:password::"
+  }
+
+  # The one-off migrate task: the master user applies the migrations, then
+  # creates (or updates) the app role with APP_DB_PASSWORD and its grants.
+  migrate_environment = {
+    LOG_LEVEL   = var.log_level
+    DB_HOST     = aws_db_instance.main.address
+    DB_PORT     = tostring(aws_db_instance.main.port)
+    DB_NAME     = var.db_name
+    DB_SSLMODE  = var.db_sslmode
+    DB_USER     = var.db_username
+    APP_DB_USER = var.db_app_username
+  }
+
+  migrate_secrets = {
+    DB_PASSWORD     = "${local.db_master_secret_arn}:password::"
+    APP_DB_PASSWORD = "${aws_secretsmanager_secret.db_app.arn}:password::"
   }
 }
 
@@ -250,7 +272,7 @@ resource "aws_ecs_task_definition" "api" {
   network_mode             = "awsvpc"
   cpu                      = var.api_cpu
   memory                   = var.api_memory
-  execution_role_arn       = aws_iam_role.execution.arn
+  execution_role_arn       = aws_iam_role.execution["services"].arn
   task_role_arn            = aws_iam_role.api_task.arn
 
   runtime_platform {
@@ -272,7 +294,7 @@ resource "aws_ecs_task_definition" "worker" {
   network_mode             = "awsvpc"
   cpu                      = var.worker_cpu
   memory                   = var.worker_memory
-  execution_role_arn       = aws_iam_role.execution.arn
+  execution_role_arn       = aws_iam_role.execution["services"].arn
   task_role_arn            = aws_iam_role.worker_task.arn
 
   runtime_platform {
@@ -285,6 +307,65 @@ resource "aws_ecs_task_definition" "worker" {
   }
 
   container_definitions = jsonencode(concat([local.worker_container], local.sidecars["worker"]))
+}
+
+# The schema migrations and the app role, once per deploy. No service runs it:
+# .github/workflows/deploy.yml registers a revision with the new image, starts
+# one task (`aws ecs run-task`, network from the migrate_network_configuration
+# output), waits for it to stop and fails the deploy unless the container
+# exited 0, all before it rolls the api. gift-admin logs `event=MIGRATED` on
+# success. It runs in the worker's security group, which RDS admits; it has
+# its own execution role (the only one besides db-admin's that may read the
+# master secret), no task role (no AWS API calls) and no agent sidecar (a few
+# seconds of work).
+locals {
+  migrate_container = {
+    name                   = "gift-admin"
+    image                  = local.image
+    essential              = true
+    command                = ["gift-admin", "migrate"]
+    environment            = [for k in sort(keys(local.migrate_environment)) : { name = k, value = local.migrate_environment[k] }]
+    secrets                = [for k in sort(keys(local.migrate_secrets)) : { name = k, valueFrom = local.migrate_secrets[k] }]
+    readonlyRootFilesystem = true
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.this["migrate"].name
+        awslogs-region        = var.aws_region
+        awslogs-stream-prefix = "migrate"
+      }
+    }
+  }
+}
+
+resource "aws_ecs_task_definition" "migrate" {
+  family                   = "${local.name}-migrate"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = 256
+  memory                   = 512
+  execution_role_arn       = aws_iam_role.execution["one_off"].arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  container_definitions = jsonencode([local.migrate_container])
+
+  # The task reads the app secret's value at start; it must exist first.
+  depends_on = [aws_secretsmanager_secret_version.db_app, aws_iam_role_policy.execution_secrets]
+}
+
+locals {
+  # awsvpcConfiguration for `aws ecs run-task` (migrate and db-admin).
+  one_off_task_network = jsonencode({
+    awsvpcConfiguration = {
+      subnets        = local.task_subnet_ids
+      securityGroups = [aws_security_group.worker.id]
+      assignPublicIp = local.private_subnets ? "DISABLED" : "ENABLED"
+    }
+  })
 }
 
 # -----------------------------------------------------------------------------
@@ -302,7 +383,7 @@ resource "aws_ecs_service" "api" {
   enable_ecs_managed_tags = true
   propagate_tags          = "SERVICE"
 
-  # Migrations at start can take a few seconds; /healthz itself answers at once.
+  # Startup (pool, first connections) takes a few seconds; /healthz itself answers at once.
   health_check_grace_period_seconds  = 60
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
@@ -338,7 +419,7 @@ resource "aws_ecs_service" "api" {
   depends_on = [
     aws_lb_listener.http,
     aws_lb_listener.https,
-    aws_secretsmanager_secret_version.db_password,
+    aws_secretsmanager_secret_version.db_app,
     aws_iam_role_policy.execution_secrets,
     aws_iam_role_policy.api_task,
   ]
@@ -383,7 +464,7 @@ resource "aws_ecs_service" "worker" {
 
   depends_on = [
     aws_ecs_cluster_capacity_providers.main,
-    aws_secretsmanager_secret_version.db_password,
+    aws_secretsmanager_secret_version.db_app,
     aws_iam_role_policy.execution_secrets,
     aws_iam_role_policy.worker_task,
   ]

@@ -1,7 +1,7 @@
 # The role .github/workflows/deploy.yml assumes through GitHub's OIDC provider:
 # no long-lived AWS keys in GitHub. Only the main branch of var.github_repository
-# can assume it, and it can only push this repository's image and roll these
-# two services.
+# can assume it, and it can only push this repository's image, run the
+# migrate task and roll these two services.
 
 resource "aws_iam_openid_connect_provider" "github" {
   count = var.github_oidc_provider_arn == null ? 1 : 0
@@ -50,6 +50,14 @@ resource "aws_iam_role" "github_deploy" {
   description          = "GitHub Actions deploy for ${var.github_repository} (main)"
   assume_role_policy   = data.aws_iam_policy_document.github_deploy_assume.json
   max_session_duration = 3600
+}
+
+locals {
+  # The task definition families the workflow registers revisions of.
+  deployed_family_arns = [
+    for family in [aws_ecs_task_definition.api.family, aws_ecs_task_definition.worker.family, aws_ecs_task_definition.migrate.family] :
+    "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${family}:*"
+  ]
 }
 
 data "aws_iam_policy_document" "github_deploy" {
@@ -101,21 +109,15 @@ data "aws_iam_policy_document" "github_deploy" {
   # include=TAGS) and copies them onto the new revision; tagging on create
   # needs ecs:TagResource.
   statement {
-    sid     = "ReadTagsOfTheTwoFamilies"
-    actions = ["ecs:ListTagsForResource"]
-    resources = [
-      "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${aws_ecs_task_definition.api.family}:*",
-      "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${aws_ecs_task_definition.worker.family}:*",
-    ]
+    sid       = "ReadTagsOfTheDeployedFamilies"
+    actions   = ["ecs:ListTagsForResource"]
+    resources = local.deployed_family_arns
   }
 
   statement {
-    sid     = "TagNewRevisionsOfTheTwoFamilies"
-    actions = ["ecs:TagResource"]
-    resources = [
-      "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${aws_ecs_task_definition.api.family}:*",
-      "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${aws_ecs_task_definition.worker.family}:*",
-    ]
+    sid       = "TagNewRevisionsOfTheDeployedFamilies"
+    actions   = ["ecs:TagResource"]
+    resources = local.deployed_family_arns
 
     condition {
       test     = "StringEquals"
@@ -124,11 +126,38 @@ data "aws_iam_policy_document" "github_deploy" {
     }
   }
 
+  # The migrate task, once per deploy, in this cluster only; then its status,
+  # exit code and log lines.
+  statement {
+    sid       = "RunTheMigrateTask"
+    actions   = ["ecs:RunTask"]
+    resources = ["arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${aws_ecs_task_definition.migrate.family}:*"]
+
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [aws_ecs_cluster.main.arn]
+    }
+  }
+
+  statement {
+    sid       = "WatchTasksOfThisCluster"
+    actions   = ["ecs:DescribeTasks"]
+    resources = ["arn:aws:ecs:${var.aws_region}:${local.account_id}:task/${aws_ecs_cluster.main.name}/*"]
+  }
+
+  statement {
+    sid       = "ReadTheMigrateLog"
+    actions   = ["logs:GetLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this["migrate"].arn}:*"]
+  }
+
   statement {
     sid     = "PassOnlyTheTaskRoles"
     actions = ["iam:PassRole"]
     resources = [
-      aws_iam_role.execution.arn,
+      aws_iam_role.execution["services"].arn,
+      aws_iam_role.execution["one_off"].arn,
       aws_iam_role.api_task.arn,
       aws_iam_role.worker_task.arn,
     ]

@@ -1,6 +1,8 @@
 # IAM. The execution role (used by the ECS agent: pull the image, write
 # awslogs, inject secrets) is separate from the task roles (used by the
-# binaries: SQS on the one queue, nothing else).
+# binaries: SQS on the one queue, nothing else). The migrate and db-admin
+# one-off tasks have an execution role of their own and no task role: they
+# call no AWS API.
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {
   statement {
@@ -19,27 +21,56 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
   }
 }
 
-# --- execution role -------------------------------------------------------------
+# --- execution roles ------------------------------------------------------------
+# Two: one for the api and worker, one for the one-off tasks (migrate,
+# db-admin), so that only the one-off task definitions can have the master
+# user's password injected; the services' execution role cannot read it.
+
+locals {
+  execution_roles = {
+    services = {
+      name        = "${local.name}-ecs-execution"
+      description = "ECS agent for the ${local.name} api and worker: image pull, logs, the app DB and Datadog secrets"
+      # DB_PASSWORD (the app role), the Datadog API key (sidecars).
+      secrets = [aws_secretsmanager_secret.db_app.arn, local.datadog_api_key_secret_arn]
+    }
+    one_off = {
+      name        = "${local.name}-ecs-admin-execution"
+      description = "ECS agent for the ${local.name} migrate and db-admin tasks: image pull, logs, the master and app DB secrets"
+      # The RDS-managed master secret (DB_PASSWORD, PGPASSWORD), the app role's
+      # (APP_DB_PASSWORD, which migrate sets on the role).
+      secrets = [local.db_master_secret_arn, aws_secretsmanager_secret.db_app.arn]
+    }
+  }
+}
 
 resource "aws_iam_role" "execution" {
-  name               = "${local.name}-ecs-execution"
-  description        = "ECS agent for ${local.name}: image pull, logs, secret injection"
+  for_each = local.execution_roles
+
+  name               = each.value.name
+  description        = each.value.description
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
 
 # ECR pull (GetAuthorizationToken has no resource scope) and awslogs.
 resource "aws_iam_role_policy_attachment" "execution_managed" {
-  role       = aws_iam_role.execution.name
+  for_each = local.execution_roles
+
+  role       = aws_iam_role.execution[each.key].name
   policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
 data "aws_iam_policy_document" "execution_secrets" {
+  for_each = local.execution_roles
+
   statement {
     sid       = "ReadInjectedSecrets"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_secretsmanager_secret.db_password.arn, local.datadog_api_key_secret_arn]
+    resources = each.value.secrets
   }
 
+  # Every one of them is encrypted with the stack's key (the master secret
+  # through master_user_secret_kms_key_id).
   statement {
     sid       = "DecryptInjectedSecrets"
     actions   = ["kms:Decrypt"]
@@ -48,9 +79,11 @@ data "aws_iam_policy_document" "execution_secrets" {
 }
 
 resource "aws_iam_role_policy" "execution_secrets" {
+  for_each = local.execution_roles
+
   name   = "inject-secrets"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution_secrets.json
+  role   = aws_iam_role.execution[each.key].id
+  policy = data.aws_iam_policy_document.execution_secrets[each.key].json
 }
 
 # --- task roles: one per service, scoped to the main queue ------------------------

@@ -8,6 +8,7 @@ locals {
   log_groups = {
     api            = "/ecs/${local.name}/api"
     worker         = "/ecs/${local.name}/worker"
+    migrate        = "/ecs/${local.name}/migrate"
     log_router     = "/ecs/${local.name}/log-router"
     datadog_agent  = "/ecs/${local.name}/datadog-agent"
     flow_logs      = "/vpc/${local.name}/flow-logs"

@@ -1,7 +1,7 @@
 # A one-off psql task for the operator (docs/runbook.md): the database has no
 # public endpoint and the app image has no shell, so SQL is run as a Fargate
-# task in the worker's security group, with the same DB_* settings and the
-# password from Secrets Manager. It costs nothing while not running. Its output
+# task in the worker's security group, as the master user with the password
+# from the RDS-managed secret. It costs nothing while not running. Its output
 # goes to CloudWatch (/ecs/<name>/db-admin); the `db_admin_run_task` output
 # prints the command to start it.
 
@@ -18,7 +18,7 @@ resource "aws_ecs_task_definition" "db_admin" {
   network_mode             = "awsvpc"
   cpu                      = 256
   memory                   = 512
-  execution_role_arn       = aws_iam_role.execution.arn
+  execution_role_arn       = aws_iam_role.execution["one_off"].arn
 
   runtime_platform {
     operating_system_family = "LINUX"
@@ -40,7 +40,7 @@ resource "aws_ecs_task_definition" "db_admin" {
       { name = "PGSSLMODE", value = "require" },
       { name = "PGAPPNAME", value = "${local.name}-db-admin" },
     ]
-    secrets = [{ name = "PGPASSWORD", valueFrom = aws_secretsmanager_secret.db_password.arn }]
+    secrets = [{ name = "PGPASSWORD", valueFrom = "${local.db_master_secret_arn}:password::" }]
     logConfiguration = {
       logDriver = "awslogs"
       options = {
@@ -50,14 +50,4 @@ resource "aws_ecs_task_definition" "db_admin" {
       }
     }
   }])
-}
-
-locals {
-  db_admin_network = jsonencode({
-    awsvpcConfiguration = {
-      subnets        = local.task_subnet_ids
-      securityGroups = [aws_security_group.worker.id]
-      assignPublicIp = local.private_subnets ? "DISABLED" : "ENABLED"
-    }
-  })
 }

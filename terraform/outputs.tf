@@ -48,6 +48,16 @@ output "worker_task_family" {
   value       = aws_ecs_task_definition.worker.family
 }
 
+output "migrate_task_family" {
+  description = "Migrate task definition family -> GitHub variable ECS_MIGRATE_TASK_FAMILY (run before every rollout)."
+  value       = aws_ecs_task_definition.migrate.family
+}
+
+output "migrate_network_configuration" {
+  description = "--network-configuration of the migrate task (JSON) -> GitHub variable ECS_MIGRATE_NETWORK."
+  value       = local.one_off_task_network
+}
+
 output "github_deploy_role_arn" {
   description = "Role the deploy workflow assumes -> GitHub variable AWS_DEPLOY_ROLE_ARN."
   value       = aws_iam_role.github_deploy.arn
@@ -73,9 +83,14 @@ output "db_instance_identifier" {
   value       = aws_db_instance.main.identifier
 }
 
-output "db_password_secret_arn" {
-  description = "Secrets Manager secret holding DB_PASSWORD."
-  value       = aws_secretsmanager_secret.db_password.arn
+output "db_master_secret_arn" {
+  description = "The RDS-managed secret of the master user (JSON: username, password; RDS rotates it). Used by the migrate and db-admin tasks only."
+  value       = local.db_master_secret_arn
+}
+
+output "db_app_secret_arn" {
+  description = "Secret of the app role (JSON: username, password): the api and worker's DB_PASSWORD."
+  value       = aws_secretsmanager_secret.db_app.arn
 }
 
 output "datadog_api_key_secret_arn" {
@@ -111,7 +126,7 @@ output "db_admin_run_task" {
   value = join(" ", [
     "aws ecs run-task --region ${var.aws_region} --cluster ${aws_ecs_cluster.main.name}",
     "--launch-type FARGATE --task-definition ${aws_ecs_task_definition.db_admin.family}",
-    "--network-configuration '${local.db_admin_network}'",
+    "--network-configuration '${local.one_off_task_network}'",
     "--overrides '{\"containerOverrides\":[{\"name\":\"psql\",\"command\":[\"psql\",\"-v\",\"ON_ERROR_STOP=1\",\"-c\",\"SELECT status, count(*) FROM gifts GROUP BY status\"]}]}'",
   ])
 }

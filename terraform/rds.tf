@@ -2,32 +2,58 @@
 # only from the API and worker security groups. TLS is enforced in both modes
 # (rds.force_ssl = 1): it costs nothing and the binaries connect with
 # DB_SSLMODE=require.
+#
+# Two database roles, and no password of either in the Terraform state:
+#   master (var.db_username)      RDS generates, keeps and rotates its password in
+#                                 a Secrets Manager secret of its own
+#                                 (manage_master_user_password). Only the one-off
+#                                 migrate task and the db-admin psql task use it.
+#   app (var.db_app_username)     what the api and worker connect as: data only,
+#                                 no DDL. Its password is generated ephemerally
+#                                 and written write-only into the db-app secret;
+#                                 `gift-admin migrate` creates the role and sets
+#                                 that password on every run.
 
 locals {
   # "16.4" -> "16": the parameter-group family and the psql image follow the major.
   db_engine_major = split(".", var.db_engine_version)[0]
+
+  # JSON secrets with the keys username and password (the shape RDS uses for the
+  # master secret); ECS picks one key with "<arn>:password::".
+  db_master_secret_arn = aws_db_instance.main.master_user_secret[0].secret_arn
 }
 
-resource "random_password" "db" {
+# --- the app role's secret -------------------------------------------------------
+
+# Ephemeral: generated on every plan and apply, never stored. It reaches AWS only
+# through the write-only secret_string_wo below, which Terraform sends when
+# secret_string_wo_version changes (on create, and when db_app_password_version
+# is raised).
+ephemeral "random_password" "db_app" {
   length  = 40
   special = true
-  # RDS forbids / @ " and space in the master password; keep to URL-safe extras
-  # so the value also works inside a DATABASE_URL if someone builds one by hand.
+  # URL-safe extras, so the value also works inside a DATABASE_URL built by hand.
   override_special = "-_.~"
 }
 
-resource "aws_secretsmanager_secret" "db_password" {
-  #checkov:skip=CKV2_AWS_57:No automatic rotation: tasks read DB_PASSWORD once at start (ECS secret injection), so a rotation Lambda would break running tasks until they are replaced. Rotation is a documented manual procedure (docs/IMPORT_NOTES.md).
-  name                    = "${local.name}/db-password"
-  description             = "Master password of the ${local.name} RDS instance; injected into the api and worker tasks as DB_PASSWORD."
+resource "aws_secretsmanager_secret" "db_app" {
+  #checkov:skip=CKV2_AWS_57:No rotation Lambda: tasks read DB_PASSWORD once at start (ECS secret injection) and the role's password is set by `gift-admin migrate`, so a rotation is db_app_password_version + apply + a deploy (docs/IMPORT_NOTES.md), not a Lambda that would change the role under running tasks.
+  name                    = "${local.name}/db-app"
+  description             = "Password of the ${var.db_app_username} role (JSON: username, password): DB_PASSWORD of the api and worker tasks, APP_DB_PASSWORD of the migrate task."
   kms_key_id              = aws_kms_key.main.arn
   recovery_window_in_days = 7
 }
 
-resource "aws_secretsmanager_secret_version" "db_password" {
-  secret_id     = aws_secretsmanager_secret.db_password.id
-  secret_string = random_password.db.result
+resource "aws_secretsmanager_secret_version" "db_app" {
+  secret_id = aws_secretsmanager_secret.db_app.id
+  secret_string_wo = jsonencode({
+    username = var.db_app_username
+    password = ephemeral.random_password.db_app.result
+  })
+  secret_string_wo_version = var.db_app_password_version
 }
+
+# --- instance ----------------------------------------------------------------------
 
 resource "aws_db_subnet_group" "main" {
   name       = local.name
@@ -72,7 +98,7 @@ resource "aws_db_parameter_group" "main" {
 
 resource "aws_db_instance" "main" {
   #checkov:skip=CKV_AWS_157:Multi-AZ follows the production_hardening switch (var.multi_az). The PoC runs single-AZ on purpose to halve the database cost (docs/cost.md).
-  #checkov:skip=CKV_AWS_161:IAM database authentication is not used: the binaries authenticate with the Secrets Manager password (DB_PASSWORD). IAM tokens expire every 15 minutes and would need a token-refreshing connection pool.
+  #checkov:skip=CKV_AWS_161:IAM database authentication is not used: the binaries authenticate with passwords from Secrets Manager (DB_PASSWORD). IAM tokens expire every 15 minutes and would need a token-refreshing connection pool.
   identifier     = local.name
   engine         = "postgres"
   engine_version = var.db_engine_version
@@ -80,8 +106,11 @@ resource "aws_db_instance" "main" {
 
   db_name  = var.db_name
   username = var.db_username
-  password = random_password.db.result
-  port     = 5432
+  # RDS creates the master password and keeps it in a secret encrypted with the
+  # stack's key; the execution role may decrypt it (iam.tf).
+  manage_master_user_password   = true
+  master_user_secret_kms_key_id = aws_kms_key.main.arn
+  port                          = 5432
 
   allocated_storage     = var.db_allocated_storage_gb
   max_allocated_storage = var.db_max_allocated_storage_gb

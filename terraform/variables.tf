@@ -278,9 +278,31 @@ variable "db_name" {
 }
 
 variable "db_username" {
-  description = "Master user name (DB_USER). The password is generated and kept in Secrets Manager."
+  description = "RDS master user: owns the schema, used only by the one-off migrate task (gift-admin migrate) and the db-admin psql task. RDS generates, keeps and rotates its password in Secrets Manager (manage_master_user_password); Terraform never sees it."
   type        = string
   default     = "gift"
+}
+
+variable "db_app_username" {
+  description = "The data-only database role the api and worker connect as (DB_USER): SELECT, INSERT, UPDATE, DELETE on the tables, no DDL. gift-admin migrate creates it and sets its password from the app secret."
+  type        = string
+  default     = "gift_app"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_app_username)) && !contains(["rdsadmin", "postgres", "public"], var.db_app_username)
+    error_message = "db_app_username must be a lower-case PostgreSQL identifier (letters, digits, underscores; at most 63) and not a reserved role."
+  }
+
+  validation {
+    condition     = var.db_app_username != var.db_username
+    error_message = "db_app_username must differ from db_username (the master user)."
+  }
+}
+
+variable "db_app_password_version" {
+  description = "Version of the app role's password. Terraform generates the password ephemerally and writes it write-only into Secrets Manager, so it is in neither the plan nor the state; change this number to write a new one (rotation: docs/IMPORT_NOTES.md)."
+  type        = number
+  default     = 1
 }
 
 variable "db_backup_retention_days" {
@@ -333,12 +355,6 @@ variable "log_level" {
   description = "LOG_LEVEL for both binaries (tracing filter syntax, e.g. info or info,sqlx=warn)."
   type        = string
   default     = "info"
-}
-
-variable "run_migrations" {
-  description = "RUN_MIGRATIONS: apply the embedded sqlx migrations at start (under an advisory lock, safe from both services)."
-  type        = bool
-  default     = true
 }
 
 variable "publish_grace_ms" {
