@@ -1,6 +1,15 @@
 # Datadog: the API key secret used by the sidecars, the (optional) AWS
-# integration that brings the aws.* metrics, 8 monitors and one dashboard. docs/observability.md explains each
-# monitor; docs/runbook.md says what to do when one fires.
+# integration that brings the aws.* metrics, the percentile setting of the
+# app's distributions, 12 monitors and one dashboard. docs/observability.md
+# explains each monitor; docs/runbook.md says what to do when one fires.
+#
+# Two sources of metrics. aws.* come from CloudWatch through the integration,
+# about 10 minutes late (datadog_aws_evaluation_delay_seconds). gift.* come from
+# the binaries through DogStatsD to the agent sidecar within seconds, tagged
+# service (gift-api | gift-worker, local.dd_service), env and version; they see
+# what AWS cannot (which route failed, accept-to-SENT time, the outbox) and the
+# monitors use them where they do. The AWS ones stay where they stand on their
+# own: what the ALB answers without the app, task counts, the queue, RDS.
 
 # --- API key for the agent and FireLens -----------------------------------------
 
@@ -29,6 +38,11 @@ locals {
   dd_queue  = "queuename:${lower(aws_sqs_queue.main.name)}"
   dd_dlq    = "queuename:${lower(aws_sqs_queue.dlq.name)}"
   dd_db     = "dbinstanceidentifier:${lower(aws_db_instance.main.identifier)}"
+  # The app's own metrics (DogStatsD), by the unified service tags.
+  dd_app_api    = "env:${lower(var.environment)},service:${local.dd_service["api"]}"
+  dd_app_worker = "env:${lower(var.environment)},service:${local.dd_service["worker"]}"
+  # The ALB health checks are requests too in the app's count; not in the ALB's.
+  dd_api_traffic = "${local.dd_app_api},!route:/healthz"
   # Logs: `service` comes from the app's own JSON field (api | worker);
   # project/env come from the FireLens dd_tags.
   dd_logs = "project:${var.project} env:${var.environment}"
@@ -168,30 +182,55 @@ resource "aws_iam_role_policy_attachment" "datadog_integration_security_audit" {
 # `message` is the text, `timestamp` is RFC 3339. The gift's outcome is in
 # `event` (CREATED, QUEUED, SENT, RETRY, FAILED, ...), see docs/observability.md.
 
-# --- monitors (8) -----------------------------------------------------------------------
+# --- percentiles of the app's distributions ----------------------------------------
+# A distribution's p50/p95/p99 are queryable only once percentiles are enabled
+# for the metric, and Datadog enables them only for a metric it has received:
+# turn datadog_distribution_percentiles on after the first deploy. Until then the
+# accept-to-SENT monitor has no data and the p95 graphs are empty. The tag lists
+# are the queryable tags (an allow-list, which also bounds the percentile cost).
 
-resource "datadog_monitor" "alb_5xx" {
+resource "datadog_metric_tag_configuration" "percentiles" {
+  for_each = var.datadog_distribution_percentiles ? {
+    "gift.accept_to_sent"        = ["env", "service", "version"]
+    "gift.http.request.duration" = ["env", "service", "version", "route", "method", "status"]
+  } : {}
+
+  metric_name         = each.key
+  metric_type         = "distribution"
+  tags                = each.value
+  include_percentiles = true
+}
+
+# --- monitors (12) -----------------------------------------------------------------------
+
+locals {
+  pseudo_send_failure_critical = coalesce(var.pseudo_send_failure_percent_critical, min(100, var.send_failure_rate * 100 + 25))
+}
+
+# 1. The app's 5xx answers, seconds after they happen and by route (the ALB
+# would say the same 10+ minutes later, without the route).
+resource "datadog_monitor" "api_5xx" {
   name = "[${local.name}] API 5xx ratio above the error budget burn rate"
   type = "query alert"
   query = join("", [
-    "sum(last_30m):(sum:aws.applicationelb.httpcode_elb_5xx{${local.dd_lb}}.as_count() + ",
-    "sum:aws.applicationelb.httpcode_target_5xx{${local.dd_lb}}.as_count()) / ",
-    "sum:aws.applicationelb.request_count{${local.dd_lb}}.as_count() * 100 > ${var.alb_5xx_percent_critical}",
+    "sum(last_30m):sum:gift.http.requests{${local.dd_api_traffic},status:5*}.as_count() / ",
+    "sum:gift.http.requests{${local.dd_api_traffic}}.as_count() * 100 > ${var.api_5xx_percent_critical}",
   ])
   message = <<-EOT
-    {{#is_alert}}{{value}}% of API requests returned 5xx over 30 minutes (critical: ${var.alb_5xx_percent_critical}%).{{/is_alert}}
-    {{#is_warning}}{{value}}% of API requests returned 5xx over 30 minutes.{{/is_warning}}
-    ELB 5xx (502/503/504) = no healthy target or a target that failed; target 5xx = the app answered 500/503 (often the database).
+    {{#is_alert}}{{value}}% of API requests were answered 5xx over 30 minutes (critical: ${var.api_5xx_percent_critical}%).{{/is_alert}}
+    {{#is_warning}}{{value}}% of API requests were answered 5xx over 30 minutes.{{/is_warning}}
+    503 = the database or the queue is unavailable (or load shedding), 500 = a bug or a panic. The dashboard's API group splits them by route.
+    5xx the ALB produces itself (no target, a reset, a timeout) are monitor 12.
     Runbook: ${local.runbook_url}#first-response and #db-connection-failure
     ${var.datadog_notify}
   EOT
 
   monitor_thresholds {
-    critical = var.alb_5xx_percent_critical
-    warning  = var.alb_5xx_percent_critical / 2.4
+    critical = var.api_5xx_percent_critical
+    warning  = var.api_5xx_percent_critical / 2.4
   }
 
-  evaluation_delay    = var.datadog_aws_evaluation_delay_seconds
+  evaluation_delay    = 60
   require_full_window = false
   notify_no_data      = false
   renotify_interval   = 60
@@ -267,6 +306,8 @@ resource "datadog_monitor" "ecs_worker_running" {
   tags                = local.dd_monitor_tags
 }
 
+# 5. The queue's view: the one monitor that fires when nothing consumes at all
+# (the worker's own metrics are then silent).
 resource "datadog_monitor" "sqs_oldest_message" {
   name    = "[${local.name}] Send queue: oldest message older than ${var.queue_age_critical_seconds}s"
   type    = "query alert"
@@ -341,7 +382,7 @@ resource "datadog_monitor" "rds_connections" {
   query   = "max(last_10m):max:aws.rds.database_connections{${local.dd_db}} > ${var.db_connections_critical}"
   message = <<-EOT
     {{value}} connections to ${aws_db_instance.main.identifier}. New connections will soon be refused and requests will fail with STORE_ERROR / 503.
-    Each API task opens up to ${var.api_db_pool_max}, each worker task up to ${var.worker_db_pool_max}.
+    Each API task opens up to ${var.api_db_pool_max}, each worker task up to ${var.worker_db_pool_max} (dashboard: gift.db.pool.* by service).
     Runbook: ${local.runbook_url}#db-connection-failure
     ${var.datadog_notify}
   EOT
@@ -358,11 +399,172 @@ resource "datadog_monitor" "rds_connections" {
   tags                = local.dd_monitor_tags
 }
 
+# 9. The send SLO itself: 95% of sends SENT within 5 minutes of the 202. The
+# percentile over the whole window, not an average of per-interval p95s.
+resource "datadog_monitor" "accept_to_sent_slo" {
+  name    = "[${local.name}] Accept to SENT p95 above ${var.accept_to_sent_p95_critical_seconds}s (send SLO)"
+  type    = "query alert"
+  query   = "percentile(last_30m):p95:gift.accept_to_sent{${local.dd_app_worker}} > ${var.accept_to_sent_p95_critical_seconds}"
+  message = <<-EOT
+    95% of the gifts SENT in the last 30 minutes took up to {{value}} s from the accepted send (202) to SENT; the SLO is 95% within 5 minutes.
+    Retries take seconds each, so minutes mean a backlog (queue, worker, database) or sends that wait for the relay's re-arm.
+    Only SENT gifts count: sends that are not delivered at all show in monitors 5, 6 and 10.
+    Runbook: ${local.runbook_url}#sqs-backlog and #stuck-queued
+    ${var.datadog_notify}
+  EOT
+
+  monitor_thresholds {
+    critical = var.accept_to_sent_p95_critical_seconds
+    warning  = floor(var.accept_to_sent_p95_critical_seconds * 0.4)
+  }
+
+  evaluation_delay    = 60
+  require_full_window = false
+  notify_no_data      = false
+  renotify_interval   = 60
+  tags                = local.dd_monitor_tags
+}
+
+# 10. Accepted sends whose message is not on the queue yet: the relay does not
+# publish (SQS refuses, the worker's relay is wedged). The worker reports the
+# gauge every 10 s, so no data means no worker reports at all.
+resource "datadog_monitor" "outbox_oldest_age" {
+  name    = "[${local.name}] Outbox: a due send unpublished for over ${var.outbox_age_critical_seconds}s"
+  type    = "query alert"
+  query   = "max(last_5m):max:gift.outbox.oldest_age{${local.dd_app_worker}} > ${var.outbox_age_critical_seconds}"
+  message = <<-EOT
+    {{#is_alert}}The oldest due outbox row has waited {{value}} s to be published to SQS.{{/is_alert}}
+    {{#is_warning}}The oldest due outbox row has waited {{value}} s to be published to SQS.{{/is_warning}}
+    {{#is_no_data}}No worker has reported gift.outbox.oldest_age for 30 minutes: the worker is down or its metrics do not reach the agent (DOGSTATSD_ADDR).{{/is_no_data}}
+    The relay in the worker publishes due rows every ${var.relay_interval_ms} ms; PUBLISH_FAILED warnings say why it cannot (SQS, IAM), RELAY_FAILED errors mean the database.
+    Runbook: ${local.runbook_url}#stuck-queued (and #worker-stopped)
+    ${var.datadog_notify}
+  EOT
+
+  monitor_thresholds {
+    critical = var.outbox_age_critical_seconds
+    warning  = floor(var.outbox_age_critical_seconds / 4)
+  }
+
+  evaluation_delay    = 60
+  require_full_window = false
+  notify_no_data      = true
+  no_data_timeframe   = 30
+  renotify_interval   = 60
+  tags                = local.dd_monitor_tags
+}
+
+# 11. The worker's sends fail more often than designed. Each failure is retried
+# through SQS, so this shows before the DLQ fills.
+resource "datadog_monitor" "pseudo_send_failures" {
+  name = "[${local.name}] Worker sends failing above ${format("%.4g", local.pseudo_send_failure_critical)}%"
+  type = "query alert"
+  query = join("", [
+    "sum(last_30m):sum:gift.worker.pseudo_sends{${local.dd_app_worker},outcome:error}.as_count() / ",
+    "sum:gift.worker.pseudo_sends{${local.dd_app_worker}}.as_count() * 100 > ${local.pseudo_send_failure_critical}",
+  ])
+  message = <<-EOT
+    {{value}}% of the worker's send attempts failed over 30 minutes; SEND_FAILURE_RATE is ${var.send_failure_rate}, so about ${format("%.4g", var.send_failure_rate * 100)}% is the design.
+    Every failed attempt is retried after RETRY_BACKOFF_SECONDS, up to ${var.max_receives} receives; more failures mean later SENTs and more FAILED gifts.
+    With few sends (at night) a handful of failures can cross the line: check the count on the dashboard before acting.
+    Runbook: ${local.runbook_url}#sqs-backlog and #dlq-redrive-failed-gifts
+    ${var.datadog_notify}
+  EOT
+
+  # Datadog wants the warning below the critical; none when they would meet.
+  monitor_thresholds {
+    critical = local.pseudo_send_failure_critical
+    warning  = var.send_failure_rate * 100 + 10 < local.pseudo_send_failure_critical ? var.send_failure_rate * 100 + 10 : null
+  }
+
+  evaluation_delay    = 60
+  require_full_window = false
+  notify_no_data      = false
+  renotify_interval   = 60
+  tags                = local.dd_monitor_tags
+}
+
+# 12. The 5xx the ALB answers itself, which the app never sees: 502 (a task
+# reset the connection or died mid-request), 503 (no healthy target, also
+# monitor 2), 504 (a task did not answer in time).
+resource "datadog_monitor" "alb_elb_5xx" {
+  name = "[${local.name}] ALB-generated 5xx ratio above the error budget burn rate"
+  type = "query alert"
+  query = join("", [
+    "sum(last_30m):sum:aws.applicationelb.httpcode_elb_5xx{${local.dd_lb}}.as_count() / ",
+    "sum:aws.applicationelb.request_count{${local.dd_lb}}.as_count() * 100 > ${var.api_5xx_percent_critical}",
+  ])
+  message = <<-EOT
+    {{value}}% of the requests to the ALB got a 5xx from the ALB itself over 30 minutes (critical: ${var.api_5xx_percent_critical}%), not from the app.
+    502 = a task reset the connection or exited mid-request, 503 = no healthy target, 504 = a task did not answer within the idle timeout.
+    Runbook: ${local.runbook_url}#first-response
+    ${var.datadog_notify}
+  EOT
+
+  monitor_thresholds {
+    critical = var.api_5xx_percent_critical
+    warning  = var.api_5xx_percent_critical / 2.4
+  }
+
+  evaluation_delay    = var.datadog_aws_evaluation_delay_seconds
+  require_full_window = false
+  notify_no_data      = false
+  renotify_interval   = 60
+  include_tags        = true
+  tags                = local.dd_monitor_tags
+}
+
 # --- dashboard -------------------------------------------------------------------------
 
 locals {
+  # One pool graph per service: size, in use, waiting, summed over its tasks.
+  dd_pool_ts = {
+    for svc, scope in { api = local.dd_app_api, worker = local.dd_app_worker } : "pool_${svc}" => {
+      title                 = "${svc} DB pool: size, in use, waiting (all tasks)"
+      display               = "line"
+      q                     = [for gauge in ["size", "in_use", "waiting"] : "sum:gift.db.pool.${gauge}{${scope}}"]
+    }
+  }
+
   dd_ts = { # one timeseries widget from metric queries
-    for k, v in {
+    for k, v in merge({
+      # The app's own metrics (DogStatsD). The p95/p50 lines need
+      # datadog_distribution_percentiles; avg and max work without it.
+      app_requests = { title = "API requests by HTTP status (app; without /healthz)", display = "bars", q = [
+        "sum:gift.http.requests{${local.dd_api_traffic}} by {status}.as_count()",
+      ] }
+      app_latency = { title = "API latency p95 by route (s) - SLO p95 < 0.3 s", display = "line", q = [
+        "p95:gift.http.request.duration{${local.dd_api_traffic}} by {route}",
+        "avg:gift.http.request.duration{${local.dd_api_traffic}}",
+      ] }
+      app_sends = { title = "Sends by outcome (accepted, replayed, conflict, not_found)", display = "bars", q = [
+        "sum:gift.sends{${local.dd_app_api}} by {outcome}.as_count()",
+      ] }
+      accept_to_sent = { title = "Accept to SENT p95 / p50 / max (s) - SLO p95 < ${var.accept_to_sent_p95_critical_seconds} s", display = "line", q = [
+        "p95:gift.accept_to_sent{${local.dd_app_worker}}",
+        "p50:gift.accept_to_sent{${local.dd_app_worker}}",
+        "max:gift.accept_to_sent{${local.dd_app_worker}}",
+      ] }
+      worker_outcomes = { title = "Worker outcomes (sent, lost_race, duplicate, retry_later, failed, poison, error)", display = "bars", q = [
+        "sum:gift.worker.outcomes{${local.dd_app_worker}} by {outcome}.as_count()",
+      ] }
+      pseudo_sends = { title = "Pseudo-sends ok vs error (SEND_FAILURE_RATE ${var.send_failure_rate})", display = "bars", q = [
+        "sum:gift.worker.pseudo_sends{${local.dd_app_worker}} by {outcome}.as_count()",
+      ] }
+      worker_received = { title = "Messages received; average batch size", display = "line", q = [
+        "sum:gift.worker.received{${local.dd_app_worker}}.as_count()",
+        "avg:gift.worker.batch.size{${local.dd_app_worker}}",
+      ] }
+      outbox = { title = "Outbox: due rows; age of the oldest (s) - alert at ${var.outbox_age_critical_seconds}", display = "line", q = [
+        "max:gift.outbox.depth{${local.dd_app_worker}}",
+        "max:gift.outbox.oldest_age{${local.dd_app_worker}}",
+      ] }
+      relay = { title = "Relay: published, publish failures, re-armed stale QUEUED", display = "bars", q = [
+        "sum:gift.relay.published{${local.dd_app_worker}}.as_count()",
+        "sum:gift.relay.publish_failures{${local.dd_app_worker}}.as_count()",
+        "sum:gift.relay.rearmed{${local.dd_app_worker}}.as_count()",
+      ] }
+      # AWS metrics (CloudWatch through the integration).
       alb_requests = { title = "ALB requests", q = ["sum:aws.applicationelb.request_count{${local.dd_lb}}.as_count()"], display = "bars" }
       alb_5xx = { title = "5xx: ELB (no/failed target) vs target (app)", display = "bars", q = [
         "sum:aws.applicationelb.httpcode_elb_5xx{${local.dd_lb}}.as_count()",
@@ -412,7 +614,7 @@ locals {
       sqs_dlq = { title = "DLQ: visible messages (should be 0)", display = "bars", q = [
         "max:aws.sqs.approximate_number_of_messages_visible{${local.dd_dlq}}",
       ] }
-    } :
+    }, local.dd_pool_ts) :
     k => {
       definition = {
         type        = "timeseries"
@@ -425,8 +627,7 @@ locals {
 
   dd_log_count_by = {
     for k, v in {
-      worker_outcomes = { title = "Worker outcomes by event (SENT, RETRY, FAILED, SKIPPED, RELAYED)", query = "service:worker ${local.dd_logs} @event:*", facet = "@event" }
-      error_codes     = { title = "Warn/error lines by error_code (RETRY/SEND_FAILED is expected at the pseudo-send rate)", query = "${local.dd_logs} status:(warn OR error)", facet = "@error_code" }
+      error_codes = { title = "Warn/error lines by error_code (RETRY/SEND_FAILED is expected at the pseudo-send rate)", query = "${local.dd_logs} status:(warn OR error)", facet = "@error_code" }
     } :
     k => {
       definition = {
@@ -451,10 +652,12 @@ locals {
   }
 
   dd_group = { for k, v in {
-    alb   = { title = "ALB - API traffic", widgets = ["alb_requests", "alb_5xx", "alb_latency", "alb_healthy"] }
-    ecs   = { title = "ECS - api and worker", widgets = ["ecs_api", "ecs_worker", "ecs_cpu", "ecs_mem"] }
-    db    = { title = "Database - RDS PostgreSQL", widgets = ["rds_cpu", "rds_connections", "rds_latency", "rds_storage"] }
-    queue = { title = "Queue - SQS send queue and DLQ", widgets = ["sqs_depth", "sqs_age", "sqs_flow", "sqs_dlq"] }
+    app_api  = { title = "API - application metrics", widgets = ["app_requests", "app_latency", "app_sends", "pool_api"] }
+    app_flow = { title = "Gift flow - worker, outbox and relay", widgets = ["accept_to_sent", "worker_outcomes", "pseudo_sends", "worker_received", "outbox", "relay", "pool_worker"] }
+    alb      = { title = "ALB - API traffic", widgets = ["alb_requests", "alb_5xx", "alb_latency", "alb_healthy"] }
+    ecs      = { title = "ECS - api and worker", widgets = ["ecs_api", "ecs_worker", "ecs_cpu", "ecs_mem"] }
+    db       = { title = "Database - RDS PostgreSQL", widgets = ["rds_cpu", "rds_connections", "rds_latency", "rds_storage"] }
+    queue    = { title = "Queue - SQS send queue and DLQ", widgets = ["sqs_depth", "sqs_age", "sqs_flow", "sqs_dlq"] }
     } : k => {
     definition = {
       type        = "group"
@@ -468,7 +671,7 @@ locals {
 resource "datadog_dashboard_json" "main" {
   dashboard = jsonencode({
     title       = "${local.name} gift service"
-    description = "ALB, ECS, database and queue for ${local.name}. Managed by Terraform (terraform/datadog.tf); edits in the UI are overwritten. Runbook: ${local.runbook_url}"
+    description = "The app's metrics (API, gift flow), then ALB, ECS, database and queue for ${local.name}. Managed by Terraform (terraform/datadog.tf); edits in the UI are overwritten. Runbook: ${local.runbook_url}"
     layout_type = "ordered"
     reflow_type = "auto"
     widgets = [
@@ -481,6 +684,8 @@ resource "datadog_dashboard_json" "main" {
           sort         = "status,asc"
         }
       },
+      local.dd_group["app_api"],
+      local.dd_group["app_flow"],
       local.dd_group["alb"],
       local.dd_group["ecs"],
       local.dd_group["db"],
@@ -488,10 +693,9 @@ resource "datadog_dashboard_json" "main" {
       {
         definition = {
           type        = "group"
-          title       = "Gift flow - application logs"
+          title       = "Application logs"
           layout_type = "ordered"
           widgets = [
-            local.dd_log_count_by["worker_outcomes"],
             local.dd_log_count_by["error_codes"],
             {
               definition = {

@@ -2,7 +2,7 @@
 # image with different commands. Each task has three containers:
 #   gift-api | gift-worker   the application (read-only root fs, /tmp is a scratch volume)
 #   log-router               FireLens / fluent-bit: app stdout -> Datadog logs (when app_log_destination = "datadog")
-#   datadog-agent            metrics (ecs.fargate.*) and an APM/DogStatsD endpoint on localhost
+#   datadog-agent            metrics (ecs.fargate.*), DogStatsD on 127.0.0.1:8125 for the app's gift.* metrics, APM
 # A third task definition, migrate, is no service: the deploy workflow runs it
 # once per deploy (`gift-admin migrate`) before it rolls the services.
 
@@ -32,9 +32,19 @@ locals {
     # The app role may not run DDL: the migrate task applies the migrations
     # as the master user before every rollout.
     RUN_MIGRATIONS = "false"
+    # The agent sidecar shares the task's network namespace (awsvpc), so its
+    # DogStatsD listener on localhost is reachable without
+    # DD_DOGSTATSD_NON_LOCAL_TRAFFIC.
+    DOGSTATSD_ADDR = "127.0.0.1:8125"
+    # Unified service tagging (service, env, version) on the app's metrics.
+    # The deploy workflow sets DD_VERSION to the git SHA of each revision it
+    # registers; image_tag is the value of Terraform's first revision.
+    DD_ENV     = var.environment
+    DD_VERSION = var.image_tag
   }
 
   api_only_environment = {
+    DD_SERVICE              = local.dd_service["api"]
     HOST                    = "0.0.0.0"
     PORT                    = tostring(local.api_port)
     DB_POOL_MAX             = tostring(var.api_db_pool_max)
@@ -48,6 +58,7 @@ locals {
   }
 
   worker_only_environment = {
+    DD_SERVICE            = local.dd_service["worker"]
     DB_POOL_MAX           = tostring(var.worker_db_pool_max)
     SEND_FAILURE_RATE     = tostring(var.send_failure_rate)
     WORKER_BATCH_SIZE     = tostring(var.worker_batch_size)
@@ -92,6 +103,11 @@ locals {
   image           = "${aws_ecr_repository.app.repository_url}:${var.image_tag}"
   logs_to_datadog = var.app_log_destination == "datadog"
 
+  # The `service` tag of the app's metrics (DD_SERVICE); the monitors in
+  # datadog.tf scope on it. Prefixed with the project, so two stacks in one
+  # Datadog organisation with the same environment name stay apart.
+  dd_service = { for svc in ["api", "worker"] : svc => "${var.project}-${svc}" }
+
   api_environment    = merge(local.app_common_environment, local.api_only_environment)
   worker_environment = merge(local.app_common_environment, local.worker_only_environment)
   app_secret_list    = [for k in sort(keys(local.app_secrets)) : { name = k, valueFrom = local.app_secrets[k] }]
@@ -123,6 +139,15 @@ locals {
   }
 
   app_depends_on = local.logs_to_datadog ? [{ containerName = "log-router", condition = "START" }] : []
+
+  # The agent tags the container's own metrics (ecs.fargate.*) with these. No
+  # version label: the deploy workflow changes only the image and DD_VERSION.
+  dd_docker_labels = {
+    for svc in ["api", "worker"] : svc => {
+      "com.datadoghq.tags.env"     = var.environment
+      "com.datadoghq.tags.service" = local.dd_service[svc]
+    }
+  }
 
   # FireLens router. parse-json.conf ships in the AWS for Fluent Bit image and
   # lifts the app's JSON line into top-level fields, so Datadog sees
@@ -158,6 +183,8 @@ locals {
       name      = "datadog-agent"
       image     = var.datadog_agent_image
       essential = false # a Datadog outage must not take the service down
+      # DogStatsD is on by default and listens on 127.0.0.1:8125, the app
+      # container's own localhost in awsvpc mode (DOGSTATSD_ADDR).
       environment = [
         { name = "ECS_FARGATE", value = "true" },
         { name = "DD_SITE", value = var.datadog_site },
@@ -200,6 +227,7 @@ locals {
     portMappings           = [{ name = "http", containerPort = local.api_port, hostPort = local.api_port, protocol = "tcp" }]
     environment            = [for k in sort(keys(local.api_environment)) : { name = k, value = local.api_environment[k] }]
     secrets                = local.app_secret_list
+    dockerLabels           = local.dd_docker_labels["api"]
     readonlyRootFilesystem = true
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
     stopTimeout            = 30
@@ -214,6 +242,7 @@ locals {
     command                = ["gift-worker"]
     environment            = [for k in sort(keys(local.worker_environment)) : { name = k, value = local.worker_environment[k] }]
     secrets                = local.app_secret_list
+    dockerLabels           = local.dd_docker_labels["worker"]
     readonlyRootFilesystem = true
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
     stopTimeout            = 30

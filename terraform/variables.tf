@@ -529,14 +529,20 @@ variable "datadog_aws_resource_collection" {
   default     = false
 }
 
+variable "datadog_distribution_percentiles" {
+  description = "Enable percentiles (p50/p95/p99) on the distributions gift.accept_to_sent and gift.http.request.duration. Datadog accepts this only for a metric it has already received: set true after the first deploy. The setting is per metric name for the whole Datadog organisation, so only one stack per organisation sets it."
+  type        = bool
+  default     = false
+}
+
 variable "datadog_aws_account_id" {
   description = "Datadog's AWS account that assumes the integration role (464622532012 for the commercial sites; check Datadog's AWS integration docs for your site)."
   type        = string
   default     = "464622532012"
 }
 
-variable "alb_5xx_percent_critical" {
-  description = "ALB 5xx monitor: critical when 5xx exceed this percent of requests over 30 minutes (1.44 = 14.4x the 0.1% error budget of a 99.9% SLO)."
+variable "api_5xx_percent_critical" {
+  description = "API 5xx monitors (the app's answers, and the ALB's own 502/503/504): critical when 5xx exceed this percent of requests over 30 minutes (1.44 = 14.4x the 0.1% error budget of a 99.9% SLO)."
   type        = number
   default     = 1.44
 }
@@ -545,6 +551,24 @@ variable "queue_age_critical_seconds" {
   description = "Oldest-message-age monitor threshold. The SLO is 95% of sends SENT within 5 minutes."
   type        = number
   default     = 300
+}
+
+variable "accept_to_sent_p95_critical_seconds" {
+  description = "Accept-to-SENT monitor: critical when the p95 of gift.accept_to_sent over 30 minutes exceeds this (the SLO: 95% of sends SENT within 5 minutes). Needs datadog_distribution_percentiles."
+  type        = number
+  default     = 300
+}
+
+variable "outbox_age_critical_seconds" {
+  description = "Outbox monitor: critical when the oldest due outbox row (gift.outbox.oldest_age) is older than this. The relay publishes due rows every RELAY_INTERVAL_MS, so a healthy value is a few seconds."
+  type        = number
+  default     = 120
+}
+
+variable "pseudo_send_failure_percent_critical" {
+  description = "Pseudo-send failure monitor: critical when more than this percent of the worker's sends fail over 30 minutes. null = SEND_FAILURE_RATE x 100 + 25 (the designed failure rate plus a margin), at most 100."
+  type        = number
+  default     = null
 }
 
 variable "db_connections_critical" {
