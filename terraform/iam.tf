@@ -31,16 +31,21 @@ locals {
     services = {
       name        = "${local.name}-ecs-execution"
       description = "ECS agent for the ${local.name} api and worker: image pull, logs, the app DB and Datadog secrets"
-      # DB_PASSWORD (the app role), the Datadog API key (sidecars).
-      secrets = [aws_secretsmanager_secret.db_app.arn, local.datadog_api_key_secret_arn]
     }
     one_off = {
       name        = "${local.name}-ecs-admin-execution"
       description = "ECS agent for the ${local.name} migrate and db-admin tasks: image pull, logs, the master and app DB secrets"
-      # The RDS-managed master secret (DB_PASSWORD, PGPASSWORD), the app role's
-      # (APP_DB_PASSWORD, which migrate sets on the role).
-      secrets = [local.db_master_secret_arn, aws_secretsmanager_secret.db_app.arn]
     }
+  }
+
+  # Apart from the roles above, so that only the policies wait for the RDS
+  # instance (the master secret is known once it exists).
+  execution_role_secrets = {
+    # DB_PASSWORD (the app role), the Datadog API key (sidecars).
+    services = [aws_secretsmanager_secret.db_app.arn, local.datadog_api_key_secret_arn]
+    # The RDS-managed master secret (DB_PASSWORD, PGPASSWORD), the app role's
+    # (APP_DB_PASSWORD, which migrate sets on the role).
+    one_off = [local.db_master_secret_arn, aws_secretsmanager_secret.db_app.arn]
   }
 }
 
@@ -66,7 +71,7 @@ data "aws_iam_policy_document" "execution_secrets" {
   statement {
     sid       = "ReadInjectedSecrets"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = each.value.secrets
+    resources = local.execution_role_secrets[each.key]
   }
 
   # Every one of them is encrypted with the stack's key (the master secret
