@@ -3,6 +3,7 @@
 //! the worker's updates are conditional on `status = 'QUEUED'`. Creates ([`inserts`]) and
 //! sends ([`sends`]) that wait for a connection share statements ([`shared`]).
 
+pub mod admin;
 mod inserts;
 mod outbox;
 mod pool;
