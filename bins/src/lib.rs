@@ -5,6 +5,8 @@
 //! - `src/bin/gift-api.rs`: the ECS API service (PostgreSQL + SQS).
 //! - `src/bin/gift-worker.rs`: the ECS worker service, which also runs the outbox relay,
 //!   and its `healthcheck` subcommand for the container health check.
+//! - `src/bin/gift-admin.rs` and `admin`: the operator tool (show, list, DLQ redrive,
+//!   retry of FAILED gifts, migrations and the application's database role).
 //! - [`config`]: every environment variable, parsed by clap; invalid config fails fast
 //!   naming the variable.
 //! - [`telemetry`]: JSON log lines with `timestamp`, `service`, `status` (the level).
@@ -21,6 +23,8 @@
 //! the `aws` feature: the two ECS binaries, `config::aws` and the PostgreSQL/SQS wiring need
 //! it; the rest (logs, transport, the shared config) does not.
 
+#[cfg(feature = "aws")]
+pub mod admin;
 pub mod config;
 pub mod log_writer;
 pub mod serve;

@@ -6,7 +6,7 @@ mod handlers;
 mod views;
 
 pub use error::ApiError;
-pub use views::ErrorBody;
+pub use views::{ErrorBody, GiftView};
 
 /// The OpenAPI 3.1 description of the API, generated from the handlers and body types.
 #[derive(utoipa::OpenApi)]
