@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1.7
 #
-# One image, three binaries in /usr/local/bin:
+# One image, four binaries in /usr/local/bin:
 #   gift-api     ECS api service     (command ["gift-api"])
 #   gift-worker  ECS worker service  (command ["gift-worker"]; health check ["gift-worker", "healthcheck"])
+#   gift-admin   operator tool       (one-off tasks: ["gift-admin", "migrate"], DLQ redrive, retry)
 #   gift-local   local all-in-one development binary
 # The runtime stage has no shell and no package manager; everything the
 # binaries need (glibc, libgcc, CA certificates, tzdata) is in distroless/cc.
@@ -49,7 +50,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     GIT_SHA="${GIT_SHA}" cargo build --release --locked -p gift-bins -p gift-local \
     && mkdir -p /out \
-    && cp target/release/gift-api target/release/gift-worker target/release/gift-local /out/
+    && cp target/release/gift-api target/release/gift-worker target/release/gift-admin target/release/gift-local /out/
 
 # --- runtime ------------------------------------------------------------------
 # :nonroot runs as uid/gid 65532 by default.
