@@ -356,7 +356,7 @@ resource "datadog_monitor" "dlq_not_empty" {
 resource "datadog_monitor" "worker_failure_logs" {
   name    = "[${local.name}] Worker errors or gifts finally FAILED"
   type    = "log alert"
-  query   = "logs(\"service:worker ${local.dd_logs} (status:error OR @event:FAILED)\").index(\"*\").rollup(\"count\").last(\"10m\") > 10"
+  query   = "logs(\"service:${local.dd_service["worker"]} ${local.dd_logs} (status:error OR @event:FAILED)\").index(\"*\").rollup(\"count\").last(\"10m\") > 10"
   message = <<-EOT
     {{value}} worker lines in 10 minutes at error level (STORE_ERROR = the database, RECEIVE_FAILED = SQS, STARTUP_FAILED, POISON_MESSAGE, UNKNOWN_GIFT)
     or with event FAILED (a gift used all ${var.max_receives} attempts; warning from the first one).
@@ -701,7 +701,7 @@ resource "datadog_dashboard_json" "main" {
               definition = {
                 type    = "log_stream"
                 title   = "Worker errors and FAILED gifts"
-                query   = "service:worker ${local.dd_logs} (status:error OR @event:FAILED)"
+                query   = "service:${local.dd_service["worker"]} ${local.dd_logs} (status:error OR @event:FAILED)"
                 indexes = []
                 columns = ["service", "@event", "@gift_id", "@request_id", "@error_code", "@error_message"]
                 sort    = { column = "time", order = "desc" }

@@ -12,6 +12,8 @@
 //! - [`telemetry`]: JSON log lines with `timestamp`, `service`, `status` (the level).
 //! - [`log_writer`]: stdout written in batches by one thread, so logging costs a request no
 //!   system call.
+//! - [`metrics`]: the metrics exporters (DogStatsD to the Datadog agent, Prometheus text for
+//!   gift-local's `/metrics`) and the sampler of the store's gauges.
 //! - [`serve`]: transport middleware (load shedding, timeout, request logs) and graceful
 //!   shutdown around the core router.
 //! - [`wiring`]: building ports from config.
@@ -27,6 +29,7 @@
 pub mod admin;
 pub mod config;
 pub mod log_writer;
+pub mod metrics;
 pub mod serve;
 pub mod telemetry;
 pub mod wiring;
@@ -55,7 +58,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A binary's `main` after parsing its config: logs set up, the runtime built from
 /// `TOKIO_WORKER_THREADS`, `run` driven to its end, a failure logged as `STARTUP_FAILED`.
-/// `service` is the log's `service` field (`api`, `worker`, `local`).
+/// `service` is the process's short name (`api`, `worker`, `local`): the logs' `service`
+/// field unless `DD_SERVICE` names it.
 pub fn run_service(
     service: &'static str,
     log: &LogArgs,
@@ -63,7 +67,9 @@ pub fn run_service(
     run: impl Future<Output = Result<(), String>>,
 ) -> ExitCode {
     let bin = format!("gift-{service}");
-    let _log = match telemetry::init(service, &log.log_level) {
+    // Once per process: the subscriber holds the name for the process's lifetime.
+    let named: &'static str = log.service(service).leak();
+    let _log = match telemetry::init(named, &log.log_level) {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("{bin}: {e}");

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
-use gift_core::domain::IdempotencyKey;
+use gift_core::domain::{IdempotencyKey, TraceParent};
 use gift_core::http::ApiError;
 use gift_core::AppError;
 use std::time::Instant;
@@ -110,13 +110,37 @@ fn panic_answer(panic: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::new(AppError::Internal(format!("handler panicked: {message}")), None).into_response()
 }
 
-/// One log line per request with the route template (not the raw path, which would carry
+/// One log line and one `gift.http.requests` count per request with the route template (not the raw path, which would carry
 /// ids), the status and the latency; the request runs in a span with its request id
 /// (`http.request_id`, Datadog's standard attribute), so each of its lines has the id.
-async fn log_request(req: Request, next: Next) -> Response {
-    let id = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let span = tracing::info_span!("request", http.request_id = id);
+///
+/// The span is also the request's span in its trace: the caller's `traceparent` continued,
+/// or a new trace. Its ids go on every line (`trace_id`, `dd.trace_id`, see
+/// [`gift_core::trace`]), and the context, with this span as the parent, goes to the
+/// handler (a request extension), which keeps it with the send for the worker.
+async fn log_request(mut req: Request, next: Next) -> Response {
+    let id = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let span_id = new_span_id();
+    let trace = request_trace(req.headers()).child(span_id);
+    req.extensions_mut().insert(trace);
+    let span = gift_core::traced_span!("request", &trace, span_id, http.request_id = id.as_str());
     served(req, next).instrument(span).await
+}
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The caller's trace context, or a new trace (not sampled: the service records no spans of
+/// its own). Transport, not deciding code: the ids come from OS randomness.
+fn request_trace(headers: &HeaderMap) -> TraceParent {
+    let caller = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(|v| TraceParent::parse(v).ok());
+    caller.unwrap_or_else(|| {
+        let trace_id = uuid::Uuid::new_v4().as_u128();
+        TraceParent::new(trace_id.max(1), new_span_id(), 0).expect("both ids are non-zero")
+    })
+}
+
+fn new_span_id() -> u64 {
+    (uuid::Uuid::new_v4().as_u128() as u64).max(1)
 }
 
 async fn served(req: Request, next: Next) -> Response {
@@ -130,8 +154,10 @@ async fn served(req: Request, next: Next) -> Response {
         .map(|k| k.chars().take(255).collect::<String>());
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    let latency = started.elapsed().as_secs_f64();
+    let latency_ms = latency * 1e3;
     let route = route.as_deref().unwrap_or("unmatched");
+    gift_core::metrics::http_request(route, method.as_str(), status, latency);
     if status >= 500 {
         tracing::error!(event = "HTTP", %method, route, http_status = status, latency_ms, request_id = key, "request served");
     } else {
@@ -294,5 +320,48 @@ mod tests {
         let again = with(&[]).await.expect("infallible");
         assert!(uuid::Uuid::parse_str(request_id_of(&fresh)).is_ok(), "{}", request_id_of(&fresh));
         assert_ne!(request_id_of(&fresh), request_id_of(&again));
+    }
+
+    /// A caller's `traceparent` is continued: every line of the request carries its trace id
+    /// (W3C and Datadog forms) and a span id of its own, and the handler gets the context
+    /// with that span as the parent. Without one, each request starts a trace.
+    #[test]
+    fn the_callers_trace_is_continued_on_every_line_and_handed_to_the_handler() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handler = {
+            let seen = seen.clone();
+            move |axum::Extension(trace): axum::Extension<TraceParent>| async move {
+                tracing::info!(event = "HANDLED", "inside the handler");
+                seen.lock().unwrap().push(trace);
+                "ok"
+            }
+        };
+        let router = with_transport(Router::new().route("/t", get(handler)), &limits(8));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let lines = crate::telemetry::capture::lines_of(|| {
+            rt.block_on(async {
+                let req = Request::get("/t").header("traceparent", caller).body(Body::empty()).expect("a request");
+                router.clone().oneshot(req).await.expect("infallible");
+                router.clone().oneshot(get_request("/t")).await.expect("infallible");
+            })
+        });
+        let logged: Vec<_> = lines.iter().map(|l| crate::telemetry::capture::parse(l)).collect();
+        let handled: Vec<_> = logged.iter().filter(|l| l["event"] == "HANDLED").collect();
+        assert_eq!(handled.len(), 2, "{lines:?}");
+        let first = handled[0];
+        assert_eq!(first["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{first}");
+        assert_eq!(first["dd.trace_id"], (0xa3ce929d0e0e4736u64).to_string(), "{first}");
+        let span_id = first["span_id"].as_str().expect("a span id").to_owned();
+        assert_ne!(span_id, "00f067aa0ba902b7", "the request's own span, not the caller's");
+        let http = logged.iter().find(|l| l["event"] == "HTTP" && l["trace_id"] == first["trace_id"]);
+        assert!(http.is_some_and(|l| l["span_id"] == span_id.as_str()), "the request line too: {lines:?}");
+
+        let contexts = seen.lock().unwrap().clone();
+        assert_eq!(contexts[0].trace_id(), 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(format!("{:016x}", contexts[0].parent_id()), span_id, "the handler's parent is the request span");
+        assert_eq!(contexts[0].flags(), TraceParent::SAMPLED, "the caller's flags travel on");
+        assert_ne!(contexts[1].trace_id(), contexts[0].trace_id(), "no header: a trace of its own");
+        assert_eq!(handled[1]["trace_id"], format!("{:032x}", contexts[1].trace_id()).as_str());
     }
 }

@@ -53,7 +53,12 @@ impl Env {
     }
 
     fn worker(&self, failure_rate: &str, endpoint: &str) -> Proc {
+        self.worker_with(failure_rate, endpoint, &[])
+    }
+
+    fn worker_with(&self, failure_rate: &str, endpoint: &str, extra: &[(&'static str, String)]) -> Proc {
         let mut env = self.common(endpoint);
+        env.extend_from_slice(extra);
         env.push(("SEND_FAILURE_RATE", failure_rate.into()));
         env.push(("RETRY_BACKOFF_SECONDS", "1".into()));
         env.push(("WORKER_WAIT_SECONDS", "1".into()));
@@ -252,4 +257,95 @@ fn the_health_check_follows_the_worker_loop_and_the_relay() {
     for file in [heartbeat.clone(), gift_bins::wiring::relay_heartbeat_path(&heartbeat)] {
         std::fs::remove_file(file).ok();
     }
+}
+
+/// With `DOGSTATSD_ADDR` set, both services send their metrics there as DogStatsD datagrams,
+/// each tagged with Datadog's unified service tags, the latencies as distributions.
+#[test]
+fn metrics_reach_the_dogstatsd_agent_with_the_unified_service_tags() {
+    let Some(env) = setup("dogstatsd") else { return };
+    let agent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    agent.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let tags = [
+        ("DOGSTATSD_ADDR", agent.local_addr().unwrap().to_string()),
+        ("DD_ENV", "ci".to_owned()),
+        ("DD_VERSION", "1.2.3".to_owned()),
+    ];
+    let named = |service: &str| [tags.as_slice(), &[("DD_SERVICE", service.to_owned())]].concat();
+    let (api, client) = env.api(free_port(), &env.sqs_endpoint, &named("gift-api"));
+    let _worker = env.worker_with("0", &env.sqs_endpoint, &tags);
+    let id = client.create();
+    assert_eq!(client.send(&id, "dsd-1").0, 202);
+    assert_eq!(client.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(30))[0]["status"], "SENT");
+
+    let wanted = [
+        ("gift.http.requests:", "service:gift-api"),
+        ("gift.http.request.duration:", "service:gift-api"),
+        ("gift.sends:", "service:gift-api"),
+        ("gift.worker.outcomes:", "service:worker"),
+        ("gift.accept_to_sent:", "service:worker"),
+        ("gift.db.pool.size:", "service:worker"),
+    ];
+    let mut lines: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let seen = |lines: &[String], (metric, service): (&str, &str)| {
+        lines.iter().any(|l| l.starts_with(metric) && l.contains(service))
+    };
+    while std::time::Instant::now() < deadline && !wanted.iter().all(|w| seen(&lines, *w)) {
+        let mut buf = [0u8; 65_536];
+        if let Ok(n) = agent.recv(&mut buf) {
+            lines.extend(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_owned));
+        }
+    }
+    for w in wanted {
+        assert!(seen(&lines, w), "no {w:?} datagram in {lines:#?}");
+    }
+    for line in lines.iter().filter(|l| l.starts_with("gift.")) {
+        assert!(line.contains("env:ci") && line.contains("version:1.2.3"), "{line}");
+    }
+    let accept = lines.iter().find(|l| l.starts_with("gift.accept_to_sent:")).unwrap();
+    assert!(accept.contains("|d"), "a distribution: {accept}");
+    let sent = lines.iter().find(|l| l.starts_with("gift.worker.outcomes:") && l.contains("outcome:sent"));
+    assert!(sent.is_some(), "{lines:#?}");
+    // The logs name the service as the metrics do: DD_SERVICE where set, else the short name.
+    assert!(api.log_lines().iter().all(|l| l["service"] == "gift-api"), "the API's lines say gift-api");
+}
+
+/// A send with its caller's `traceparent`, through an API whose publish works and through
+/// one whose SQS is unreachable (the outbox row and the relay carry it instead): both
+/// arrive in the worker's span, so the worker's SENT line names the request's trace.
+#[test]
+fn a_requests_traceparent_reaches_the_workers_log_line_directly_and_through_the_outbox() {
+    let Some(env) = setup("trace") else { return };
+    let (direct_port, relayed_port) = (free_port(), free_port());
+    let (_direct, direct) = env.api(direct_port, &env.sqs_endpoint, &[]);
+    let (_relayed, relayed) = env.api(relayed_port, "http://127.0.0.1:1", &[]);
+    let worker = env.worker("0", &env.sqs_endpoint);
+    let traced_send = |port: u16, client: &Client, trace_id: &str| {
+        let id = client.create();
+        let url = format!("http://127.0.0.1:{port}/gifts/{id}/send");
+        let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+        let res = ureq::post(&url).set("Idempotency-Key", "t-1").set("traceparent", &traceparent).call();
+        assert_eq!(res.map(|r| r.status()).unwrap_or_else(|e| panic!("{e}")), 202);
+        id
+    };
+    let direct_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let relayed_trace = "0af7651916cd43dd8448eb211c80319c";
+    let first = traced_send(direct_port, &direct, direct_trace);
+    let second = traced_send(relayed_port, &relayed, relayed_trace);
+    let ids = [first.clone(), second.clone()];
+    let done = direct.wait_terminal(&ids, Duration::from_secs(60));
+    assert!(done.iter().all(|g| g["status"] == "SENT"), "{done:?}");
+
+    let logs = worker.log_lines_once(Duration::from_secs(5), |l| events_for(l, &second, "SENT") > 0);
+    for (gift, trace_id) in [(&first, direct_trace), (&second, relayed_trace)] {
+        let sent = logs.iter().find(|l| l["gift_id"] == gift.as_str() && l["event"] == "SENT");
+        let sent = sent.unwrap_or_else(|| panic!("no SENT line for {gift}"));
+        assert_eq!(sent["trace_id"], trace_id, "{sent}");
+        let low = u64::from_str_radix(&trace_id[16..], 16).unwrap();
+        assert_eq!(sent["dd.trace_id"], low.to_string(), "{sent}");
+        assert!(sent["span_id"].as_str().is_some_and(|s| s.len() == 16 && s != "00f067aa0ba902b7"), "{sent}");
+    }
+    let relayed_line = logs.iter().find(|l| l["gift_id"] == second.as_str() && l["event"] == "RELAYED");
+    assert!(relayed_line.is_some_and(|l| l["trace_id"] == relayed_trace), "the relay published it: {logs:?}");
 }

@@ -15,6 +15,10 @@
 //!   step, the relay's publishing the outbox and re-arming stale QUEUED gifts.
 //! - [`http`]: the axum `Router` for every endpoint and the single place that maps errors
 //!   to status codes and the error shape.
+//! - [`trace`]: the span that carries a send's trace ids onto every log line
+//!   ([`traced_span!`]); the ids themselves are [`domain::TraceParent`].
+//! - [`metrics`]: every metric's name and tags, recorded through the `metrics` facade (a
+//!   no-op until a binary installs an exporter).
 //!
 //! Nothing in this crate reads the wall clock, OS randomness or `Uuid::new_v4()`: the
 //! [`ports::Env`] port supplies time and random draws, so a simulation seed replays exactly.
@@ -22,9 +26,11 @@
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod ports;
 pub mod relay;
 pub mod service;
+pub mod trace;
 pub mod worker;
 
 pub use error::{AppError, QueueError, StoreError};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, Status, Timestamp};
+use crate::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, Status, Timestamp, TraceParent};
 use crate::error::{QueueError, StoreError};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -37,6 +37,8 @@ pub struct SendCommand {
     pub now: Timestamp,
     /// When the relay may publish the outbox row if the API's own publish has not removed it.
     pub outbox_available_at: Timestamp,
+    /// The request's trace, kept with the outbox row so the relay's publish continues it.
+    pub trace: Option<TraceParent>,
 }
 
 /// What the send transaction decided.
@@ -56,6 +58,8 @@ pub enum SendDecision {
 pub struct OutboxEntry {
     pub gift_id: GiftId,
     pub request_id: IdempotencyKey,
+    /// The accepting request's trace; none for a row the stale sweep re-armed.
+    pub trace: Option<TraceParent>,
 }
 
 /// Persistent state: gifts, send requests, and the outbox. Every method is atomic.
@@ -137,13 +141,17 @@ pub struct Delivery {
     pub receipt: Receipt,
     /// SQS `ApproximateReceiveCount`: 1 on the first receive.
     pub receive_count: u32,
+    /// The trace the message was published in (its `traceparent` attribute), if any.
+    pub trace: Option<TraceParent>,
 }
 
 /// An SQS-like queue: at-least-once, visibility timeout, receive count, dead-letter after
 /// the maximum number of receives.
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
-    async fn publish(&self, body: &str) -> Result<MessageId, QueueError>;
+    /// Publishes `body`; `trace` travels with it as the message's `traceparent` attribute
+    /// and comes back on each [`Delivery`].
+    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError>;
     /// Waits up to `wait` for at least one message; returns at most `max`.
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;

@@ -9,6 +9,7 @@ use futures::future::{select, Either};
 
 use crate::domain::{SendMessage, Timestamp};
 use crate::error::AppError;
+use crate::metrics;
 use crate::service::Deps;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,7 @@ pub async fn relay_once(deps: &Deps, config: RelayConfig) -> Result<RelayPass, A
             tracing::warn!(count = n, error_code = "STALE_QUEUED", "re-armed QUEUED gifts whose message was lost");
         }
     }
+    metrics::relay_pass(pass.published, pass.publish_failed, pass.rearmed);
     published?;
     rearmed?;
     Ok(pass)
@@ -65,10 +67,11 @@ pub async fn relay_once(deps: &Deps, config: RelayConfig) -> Result<RelayPass, A
 async fn publish_due(deps: &Deps, config: RelayConfig, now: Timestamp, pass: &mut RelayPass) -> Result<(), AppError> {
     for entry in deps.store.outbox_due(now, config.batch).await? {
         let body = SendMessage { gift_id: entry.gift_id, request_id: entry.request_id.clone() }.to_body();
-        match deps.queue.publish(&body).await {
+        match deps.queue.publish(&body, entry.trace.as_ref()).await {
             Ok(message_id) => {
                 pass.published += 1;
-                tracing::info!(gift_id = %entry.gift_id, request_id = %entry.request_id, message_id = %message_id.0, event = "RELAYED", "outbox message published");
+                let trace_id = entry.trace.map(|t| format!("{:032x}", t.trace_id()));
+                tracing::info!(gift_id = %entry.gift_id, request_id = %entry.request_id, message_id = %message_id.0, trace_id, event = "RELAYED", "outbox message published");
                 deps.store.outbox_remove(&entry).await?;
             }
             Err(e) => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::QueueError;
+use crate::metrics;
 use crate::ports::Delivery;
 use crate::service::{handle_deliveries, BatchTerms, DeliveryOutcome, Deps, InFlight, RetryPolicy};
 
@@ -115,6 +116,7 @@ pub async fn run_worker(
             Wake::Received(Ok(deliveries)) => {
                 receiving = None;
                 if !deliveries.is_empty() {
+                    metrics::received(deliveries.len());
                     in_hand.push(handle(deliveries));
                 }
             }
@@ -133,6 +135,7 @@ pub async fn run_worker(
             }
             Wake::Handled(handled) => {
                 for (delivery, outcome) in &handled {
+                    metrics::delivery(outcome);
                     observe(WorkerEvent::Handled(delivery, outcome));
                 }
             }

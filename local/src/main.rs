@@ -1,5 +1,5 @@
 //! The whole gift service in one process on an embedded SQLite file: API, worker and
-//! outbox relay. `cargo run -p gift-local`.
+//! outbox relay, with its metrics as Prometheus text on `/metrics`. `cargo run -p gift-local`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -26,6 +26,8 @@ async fn run(config: LocalConfig) -> Result<(), String> {
     let (store, queue) = gift_runtime::sqlite::open(&config.data_file, queue_settings)
         .await
         .map_err(|e| format!("DATA_FILE {}: {e}", config.data_file.display()))?;
+    let metrics = gift_bins::metrics::prometheus(&config.metrics, &config.log.service("local"))?;
+    tokio::spawn(gift_bins::metrics::sample(store.clone(), Some(metrics.clone())));
     let deps = wiring::deps(store, queue, config.worker.send_failure_rate);
 
     // One signal stops all three loops: the API drains, the worker finishes its batch.
@@ -44,7 +46,8 @@ async fn run(config: LocalConfig) -> Result<(), String> {
         let _ = stop_tx.send(true);
     });
 
-    let router = serve::with_transport(gift_core::http::router(deps, config.http.api_config()), &config.http);
+    let router = gift_core::http::router(deps, config.http.api_config()).merge(gift_bins::metrics::route(metrics));
+    let router = serve::with_transport(router, &config.http);
     let addr = SocketAddr::new(config.host, config.http.port);
     serve::serve(router, addr, stopped()).await.map_err(|e| format!("cannot serve on {addr} (PORT/HOST): {e}"))?;
     let _ = tokio::join!(worker, relay);

@@ -122,3 +122,84 @@ fn version_names_the_release_and_the_commit_and_the_first_line_says_it_too() {
     assert_eq!(first["version"], env!("CARGO_PKG_VERSION"), "{first}");
     assert!(first["git_sha"].as_str().is_some_and(|s| !s.is_empty()), "{first}");
 }
+
+fn scrape(port: u16) -> String {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    ureq::get(&url).call().expect("GET /metrics answers").into_string().expect("a text body")
+}
+
+/// The sum of the samples of `name` whose labels include every one of `labels`.
+fn sample_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| series.split('{').next() == Some(name) && labels.iter().all(|want| series.contains(want)))
+        .filter_map(|(_, value)| value.parse::<f64>().ok())
+        .sum()
+}
+
+/// The metric names `terraform/datadog.tf` queries.
+fn monitored_names() -> Vec<String> {
+    let tf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../terraform/datadog.tf")).unwrap();
+    let mut names: Vec<String> = tf
+        .match_indices("gift.")
+        .map(|(at, _)| tf[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_').collect())
+        .filter(|n: &String| n.len() > "gift.".len() && !n.ends_with('.'))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `/metrics` shows the service's metrics in Prometheus text, moving as gifts are sent, and
+/// every metric a Datadog monitor or the dashboard queries is one the service records.
+#[test]
+fn metrics_move_under_load_and_cover_every_name_the_monitors_use() {
+    for name in monitored_names() {
+        assert!(gift_core::metrics::NAMES.contains(&name.as_str()), "datadog.tf queries {name}, which nothing records");
+    }
+
+    let dir = temp_dir("local-metrics");
+    let port = free_port();
+    let _proc = start(&dir.join("data.sqlite"), port, "0");
+    let api = Client::new(port);
+    api.wait_healthy(Duration::from_secs(10));
+    let before = scrape(port);
+    let ids: Vec<String> = (0..5).map(|_| api.create()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(api.send(id, &format!("m-{i}")).0, 202);
+    }
+    assert_eq!(api.send(&ids[0], "m-0").0, 200, "a replay");
+    assert_eq!(api.send(&ids[0], "other").0, 409, "a conflict");
+    api.wait_terminal(&ids, Duration::from_secs(20));
+    // The gauges are sampled every few seconds; wait until they and the counters show.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let text = scrape(port);
+        let all = gift_core::metrics::NAMES.iter().all(|n| text.contains(&format!("\n{}", n.replace('.', "_"))));
+        if all || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for name in gift_core::metrics::NAMES {
+        let prom = name.replace('.', "_");
+        assert!(after.contains(&format!("\n{prom}")), "{prom} missing from /metrics:\n{after}");
+    }
+    let count = |text: &str, name: &str, labels: &[&str]| sample_sum(text, name, labels);
+    let grew = |name: &str, labels: &[&str]| count(&after, name, labels) - count(&before, name, labels);
+    assert_eq!(grew("gift_sends", &["outcome=\"accepted\""]), 5.0, "{after}");
+    assert_eq!(grew("gift_sends", &["outcome=\"replayed\""]), 1.0);
+    assert_eq!(grew("gift_sends", &["outcome=\"conflict\""]), 1.0);
+    assert_eq!(grew("gift_worker_outcomes", &["outcome=\"sent\""]), 5.0);
+    assert_eq!(grew("gift_worker_pseudo_sends", &["outcome=\"ok\""]), 5.0);
+    assert_eq!(count(&after, "gift_accept_to_sent_count", &[]), 5.0, "{after}");
+    let created = ["route=\"/gifts\"", "method=\"POST\"", "status=\"201\""];
+    assert_eq!(grew("gift_http_requests", &created), 5.0);
+    assert!(count(&after, "gift_db_pool_size", &[]) >= 1.0);
+    // Every series carries the unified service tags.
+    let series = after.lines().find(|l| l.starts_with("gift_sends{")).expect("a gift_sends series");
+    for tag in ["service=\"local\"", "env=\"local\"", "version=\""] {
+        assert!(series.contains(tag), "{series} lacks {tag}");
+    }
+}

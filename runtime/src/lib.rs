@@ -11,6 +11,8 @@
 //!   service, one database file, data survives restarts.
 //! - `postgres` (feature `postgres`): the production store on PostgreSQL.
 //! - `sqs` (feature `sqs`): the production queue on Amazon SQS (or a local emulator).
+//! - [`gauges`]: what a real store reports for the metrics
+//!   sampler — outbox depth and age, the connection pool.
 //! - [`tap`]: the effect tap — every port call of a process as one JSON line, for the
 //!   real-stack run's history (off unless `EFFECT_LOG` is set).
 //! - `conformance` (feature `conformance`): one suite per port, plain async functions that
@@ -19,6 +21,7 @@
 //! The simulation builds this crate without default features: sqlx and the AWS SDK need a
 //! real tokio runtime and never run under madsim.
 
+pub mod gauges;
 pub mod memory;
 pub mod rt;
 pub mod tap;

@@ -62,12 +62,16 @@ pub(crate) fn is_code_violation(e: &sqlx::Error) -> bool {
 pub(crate) type MigrationFile = (i64, &'static str, &'static str);
 
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE_MIGRATIONS: &[MigrationFile] =
-    &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+pub(crate) const SQLITE_MIGRATIONS: &[MigrationFile] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "outbox trace", include_str!("../migrations/sqlite/0002_outbox_trace.sql")),
+];
 
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES_MIGRATIONS: &[MigrationFile] =
-    &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+pub(crate) const POSTGRES_MIGRATIONS: &[MigrationFile] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (2, "outbox trace", include_str!("../migrations/postgres/0002_outbox_trace.sql")),
+];
 
 pub(crate) fn migrator(files: &[MigrationFile]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gift_core::domain::SendMessage;
-use gift_core::domain::{Gift, GiftId, IdempotencyKey, Status};
+use gift_core::domain::{Gift, GiftId, IdempotencyKey, Status, TraceParent};
 use gift_core::error::{QueueError, StoreError};
 use gift_core::ports::{
     Delivery, Dispatcher, MessageId, OutboxEntry, Queue, Receipt, SendCommand, SendDecision, Store,
@@ -315,8 +315,8 @@ struct TappedQueue {
 
 #[async_trait]
 impl Queue for TappedQueue {
-    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
-        let id = self.inner.publish(body).await?;
+    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
+        let id = self.inner.publish(body, trace).await?;
         if let Ok(m) = SendMessage::from_body(body) {
             let (msg, gift, key) = (id.0.clone(), m.gift_id, m.request_id.to_string());
             self.tap.write(micros(), Effect::Published { msg, gift, key });

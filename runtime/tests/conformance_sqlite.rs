@@ -58,7 +58,7 @@ async fn data_survives_reopening_the_file() {
     {
         let (s, q) = gift_runtime::sqlite::open(&path, SETTINGS).await.unwrap();
         s.insert_gift(&gift).await.unwrap();
-        q.publish("{\"persisted\":true}").await.unwrap();
+        q.publish("{\"persisted\":true}", None).await.unwrap();
     }
     let (s, q) = gift_runtime::sqlite::open(&path, SETTINGS).await.unwrap();
     assert_eq!(s.get_gift(gift.id).await.unwrap(), Some(gift));

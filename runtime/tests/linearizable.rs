@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, Status, Timestamp};
+use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, Status, Timestamp, TraceParent};
 use gift_core::ports::{Delivery, MessageId, OutboxEntry, Queue, Receipt, SendCommand, SendDecision, Store};
 use gift_core::{QueueError, StoreError};
 use gift_runtime::conformance::linearizable::checker::Failure;
@@ -459,8 +459,8 @@ impl<Q> OneReceiveAtATime<Q> {
 
 #[async_trait]
 impl<Q: Queue> Queue for OneReceiveAtATime<Q> {
-    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
-        self.inner.publish(body).await
+    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
+        self.inner.publish(body, trace).await
     }
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
         let _one = self.receiving.lock().await;
@@ -481,8 +481,8 @@ struct HidesNothing(MemoryQueue);
 
 #[async_trait]
 impl Queue for HidesNothing {
-    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
-        self.0.publish(body).await
+    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
+        self.0.publish(body, trace).await
     }
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
         let got = self.0.receive(max, wait).await?;

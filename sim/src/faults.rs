@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendMessage, Status, Timestamp};
+use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendMessage, Status, Timestamp, TraceParent};
 use gift_core::ports::{
     Delivery, Dispatcher, MessageId, OutboxEntry, Queue, Receipt, SendCommand, SendDecision, Store,
 };
@@ -301,7 +301,8 @@ fn queue_down(what: &str) -> QueueError {
 
 #[async_trait]
 impl Queue for FaultyQueue {
-    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
+    /// The simulated requests carry no trace, so none is kept.
+    async fn publish(&self, body: &str, _trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
         let r = self.ctx.rates;
         self.ctx.lag(self.ctx.latency_max_ms).await;
         if self.ctx.fire(r.publish_fail, "publish_fail") {

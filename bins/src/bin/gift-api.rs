@@ -14,7 +14,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: ApiServiceConfig) -> Result<(), String> {
+    gift_bins::metrics::export_dogstatsd(&config.metrics, &config.log.service("api"))?;
     let store = wiring::postgres_store(&config.db, "gift-api").await?;
+    tokio::spawn(gift_bins::metrics::sample(store.clone(), None));
     let queue = wiring::sqs_queue(&config.sqs).await;
     // The API never pseudo-sends; the rate only matters to the worker.
     let deps = wiring::deps(store, queue, 0.0);

@@ -21,7 +21,9 @@ fn main() -> ExitCode {
 
 async fn run(config: WorkerServiceConfig) -> Result<(), String> {
     let relay_config = config.worker.relay_config()?;
+    gift_bins::metrics::export_dogstatsd(&config.metrics, &config.log.service("worker"))?;
     let store = wiring::postgres_store(&config.db, "gift-worker").await?;
+    tokio::spawn(gift_bins::metrics::sample(store.clone(), None));
     let queue = wiring::sqs_queue(&config.sqs).await;
     let base = wiring::deps(store, queue, config.worker.send_failure_rate);
     let tap = wiring::open_tap(&config.tap)?;

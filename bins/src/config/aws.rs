@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-use super::{HttpArgs, LogArgs, RuntimeArgs, TapArgs, WorkerArgs};
+use super::{HttpArgs, LogArgs, MetricsArgs, RuntimeArgs, TapArgs, WorkerArgs};
 
 /// `DATABASE_URL`, or the split `DB_*` variables that Terraform sets. URL first.
 #[derive(Debug, Clone, Args)]
@@ -109,6 +109,8 @@ pub struct ApiServiceConfig {
     #[command(flatten)]
     pub tap: TapArgs,
     #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -136,6 +138,8 @@ pub struct WorkerServiceConfig {
     pub heartbeat_file: PathBuf,
     #[command(flatten)]
     pub tap: TapArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]

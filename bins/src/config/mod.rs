@@ -28,6 +28,32 @@ pub struct LogArgs {
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// The `service` of every log line and every metric, one name for both as Datadog's
+    /// unified service tagging wants; default the process's short name (api, worker, local).
+    #[arg(long, env = "DD_SERVICE")]
+    pub dd_service: Option<String>,
+}
+
+impl LogArgs {
+    /// `DD_SERVICE`, else `default`.
+    pub fn service(&self, default: &str) -> String {
+        self.dd_service.clone().unwrap_or_else(|| default.to_owned())
+    }
+}
+
+/// Where metrics go and the tags every metric carries (Datadog unified service tagging).
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// The Datadog agent's DogStatsD address (`127.0.0.1:8125` beside the ECS task's agent);
+    /// unset: metrics are not exported. gift-local serves them on `/metrics` instead.
+    #[arg(long, env = "DOGSTATSD_ADDR")]
+    pub dogstatsd_addr: Option<String>,
+    /// The `env` tag.
+    #[arg(long, env = "DD_ENV", default_value = "local")]
+    pub dd_env: String,
+    /// The `version` tag; default the crate version.
+    #[arg(long, env = "DD_VERSION")]
+    pub dd_version: Option<String>,
 }
 
 /// The effect tap (`gift_runtime::tap`): every port call written to a file as one JSON
@@ -177,6 +203,8 @@ pub struct LocalConfig {
     /// The embedded database file (store and queue); created if missing.
     #[arg(long, env = "DATA_FILE", default_value = "gift-data.sqlite")]
     pub data_file: PathBuf,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]

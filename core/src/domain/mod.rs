@@ -7,6 +7,7 @@ mod gift_id;
 mod idempotency_key;
 mod message;
 mod status;
+mod trace;
 
 pub use amount::Amount;
 pub use gift::{Gift, SendAccepted, SendMessage};
@@ -15,6 +16,7 @@ pub use gift_id::GiftId;
 pub use idempotency_key::IdempotencyKey;
 pub use message::Message;
 pub use status::Status;
+pub use trace::TraceParent;
 
 /// Timestamps are UTC; the clock that produces them is [`crate::ports::Env::now`].
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::views::{CreateGiftRequest, CreatedGift, ErrorBody, GiftView, Health, Readiness};
 use super::{ApiError, ApiState};
-use crate::domain::{Amount, GiftId, IdempotencyKey, Message, SendAccepted};
+use crate::domain::{Amount, GiftId, IdempotencyKey, Message, SendAccepted, TraceParent};
 use crate::error::AppError;
 use crate::service::{self, SendOutcome};
 
@@ -81,6 +81,7 @@ pub(super) async fn get_gift(
 pub(super) async fn send_gift(
     State(state): Shared,
     path: Result<Path<String>, PathRejection>,
+    trace: Option<Extension<TraceParent>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = match headers.get("idempotency-key") {
@@ -92,10 +93,18 @@ pub(super) async fn send_gift(
     };
     let id = parse_gift_id(path, Some(&key))?;
     let deps = &state.deps;
-    let outcome =
-        service::request_send(&*deps.store, &*deps.queue, &*deps.env, id, key.clone(), state.config.publish_grace)
-            .await
-            .map_err(|e| ApiError::new(e, Some(key)))?;
+    let trace = trace.map(|Extension(t)| t);
+    let outcome = service::request_send(
+        &*deps.store,
+        &*deps.queue,
+        &*deps.env,
+        id,
+        key.clone(),
+        state.config.publish_grace,
+        trace,
+    )
+    .await
+    .map_err(|e| ApiError::new(e, Some(key)))?;
     Ok(match outcome {
         SendOutcome::Accepted(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
         SendOutcome::Replayed(body) => (StatusCode::OK, Json(body)).into_response(),

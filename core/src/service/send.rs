@@ -1,7 +1,8 @@
 use std::time::Duration;
 
-use crate::domain::{GiftId, IdempotencyKey, SendAccepted, SendMessage};
+use crate::domain::{GiftId, IdempotencyKey, SendAccepted, SendMessage, TraceParent};
 use crate::error::AppError;
+use crate::metrics::{self, SendTag};
 use crate::ports::{Env, OutboxEntry, Queue, SendCommand, SendDecision, Store};
 
 /// The answer to a send request.
@@ -16,7 +17,8 @@ pub enum SendOutcome {
 /// Accepts a send: the transaction queues the gift and writes an outbox row; then the
 /// message is published right away. If that publish fails, or the process dies before it,
 /// the relay publishes the outbox row after `publish_grace` — the client's 202 stands
-/// either way, which is what makes "accepted" mean "will be processed".
+/// either way, which is what makes "accepted" mean "will be processed". `trace` (the
+/// request's) goes with the outbox row and the message.
 pub async fn request_send(
     store: &dyn Store,
     queue: &dyn Queue,
@@ -24,6 +26,7 @@ pub async fn request_send(
     gift_id: GiftId,
     key: IdempotencyKey,
     publish_grace: Duration,
+    trace: Option<TraceParent>,
 ) -> Result<SendOutcome, AppError> {
     let now = env.now();
     let cmd = SendCommand {
@@ -31,23 +34,32 @@ pub async fn request_send(
         key: key.clone(),
         now,
         outbox_available_at: now + chrono::Duration::from_std(publish_grace).unwrap_or_default(),
+        trace,
     };
     let accepted = match store.request_send(&cmd).await? {
-        SendDecision::NotFound => return Err(AppError::NotFound),
-        SendDecision::Conflict(status) => return Err(AppError::Conflict { status }),
+        SendDecision::NotFound => {
+            metrics::send(SendTag::NotFound);
+            return Err(AppError::NotFound);
+        }
+        SendDecision::Conflict(status) => {
+            metrics::send(SendTag::Conflict);
+            return Err(AppError::Conflict { status });
+        }
         SendDecision::Replay(body) => {
+            metrics::send(SendTag::Replayed);
             tracing::info!(gift_id = %gift_id, request_id = %key, event = "REPLAYED", "send replayed");
             return Ok(SendOutcome::Replayed(body));
         }
         SendDecision::Queued(body) => body,
     };
+    metrics::send(SendTag::Accepted);
     tracing::info!(gift_id = %gift_id, request_id = %key, event = "QUEUED", "send accepted");
 
     let message = SendMessage { gift_id, request_id: key.clone() };
-    match queue.publish(&message.to_body()).await {
+    match queue.publish(&message.to_body(), trace.as_ref()).await {
         Ok(message_id) => {
             tracing::info!(gift_id = %gift_id, request_id = %key, message_id = %message_id.0, event = "PUBLISHED", "send message published");
-            let entry = OutboxEntry { gift_id, request_id: key.clone() };
+            let entry = OutboxEntry { gift_id, request_id: key.clone(), trace };
             if let Err(e) = store.outbox_remove(&entry).await {
                 // Harmless: the relay will publish a duplicate, which the worker ignores.
                 tracing::warn!(gift_id = %gift_id, request_id = %key, error_code = "OUTBOX_REMOVE_FAILED", error_message = %e, "outbox row left for the relay");

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gift_core::domain::TraceParent;
 use gift_core::ports::{Delivery, Queue};
 
 use crate::rt;
@@ -45,18 +46,34 @@ fn unique_body(tag: &str) -> String {
 pub async fn publish_then_receive(t: QueueUnderTest) {
     let q = &*t.queue;
     let body = unique_body("publish");
-    q.publish(&body).await.unwrap();
+    q.publish(&body, None).await.unwrap();
     let got = receive_n(q, 1, 3).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!((got[0].body.as_str(), got[0].receive_count), (body.as_str(), 1));
     assert!(q.receive(10, SHORT).await.unwrap().is_empty(), "an in-flight message was delivered twice");
 }
 
+/// A message's trace comes back with every receipt of it; a message published without one
+/// has none.
+pub async fn the_trace_travels_with_the_message(t: QueueUnderTest) {
+    let q = &*t.queue;
+    let trace = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    q.publish(&unique_body("traced"), Some(&trace)).await.unwrap();
+    let first = receive_n(q, 1, 3).await.remove(0);
+    assert_eq!(first.trace, Some(trace));
+    q.set_visibility(&first.receipt, Duration::ZERO).await.unwrap();
+    let again = receive_n(q, 1, 3).await.remove(0);
+    assert_eq!((again.receive_count, again.trace), (2, Some(trace)), "the redelivery keeps it");
+    q.delete(&again.receipt).await.unwrap();
+    q.publish(&unique_body("untraced"), None).await.unwrap();
+    assert_eq!(receive_n(q, 1, 3).await.remove(0).trace, None);
+}
+
 /// Releasing a message (visibility 0) delivers it again with a higher count and a new
 /// receipt; deleting it removes it for good; deleting twice is not an error.
 pub async fn release_redelivers_and_delete_removes(t: QueueUnderTest) {
     let q = &*t.queue;
-    q.publish(&unique_body("release")).await.unwrap();
+    q.publish(&unique_body("release"), None).await.unwrap();
     let first = receive_n(q, 1, 3).await.remove(0);
     q.set_visibility(&first.receipt, Duration::ZERO).await.unwrap();
     let second = receive_n(q, 1, 3).await.remove(0);
@@ -73,7 +90,7 @@ pub async fn release_redelivers_and_delete_removes(t: QueueUnderTest) {
 pub async fn delete_all_removes_each(t: QueueUnderTest) {
     let q = &*t.queue;
     for i in 0..12 {
-        q.publish(&unique_body(&format!("delete-all-{i}"))).await.unwrap();
+        q.publish(&unique_body(&format!("delete-all-{i}")), None).await.unwrap();
     }
     let got = receive_n(q, 12, 5).await;
     assert_eq!(got.len(), 12, "{got:?}");
@@ -96,7 +113,7 @@ pub async fn delete_all_removes_each(t: QueueUnderTest) {
 /// A delay hides the message at least that long, then it comes back.
 pub async fn delay_hides_then_returns(t: QueueUnderTest) {
     let q = &*t.queue;
-    q.publish(&unique_body("delay")).await.unwrap();
+    q.publish(&unique_body("delay"), None).await.unwrap();
     let first = receive_n(q, 1, 3).await.remove(0);
     q.set_visibility(&first.receipt, Duration::from_secs(2)).await.unwrap();
     assert!(q.receive(10, Duration::from_millis(500)).await.unwrap().is_empty(), "visible before its delay");
@@ -108,7 +125,7 @@ pub async fn delay_hides_then_returns(t: QueueUnderTest) {
 /// Without a delete, the visibility timeout (1 s for this test's queue) brings it back.
 pub async fn visibility_timeout_expires(t: QueueUnderTest) {
     let q = &*t.queue;
-    q.publish(&unique_body("expire")).await.unwrap();
+    q.publish(&unique_body("expire"), None).await.unwrap();
     let first = receive_n(q, 1, 3).await.remove(0);
     rt::sleep(Duration::from_millis(1500)).await;
     let again = receive_n(q, 1, 3).await;
@@ -120,7 +137,7 @@ pub async fn visibility_timeout_expires(t: QueueUnderTest) {
 pub async fn fifth_receive_is_the_last(t: QueueUnderTest) {
     let q = &*t.queue;
     let body = unique_body("dlq");
-    q.publish(&body).await.unwrap();
+    q.publish(&body, None).await.unwrap();
     for expected in 1..=5 {
         let d = receive_n(q, 1, 3).await;
         assert_eq!(d.len(), 1, "receive {expected} got nothing");
@@ -144,7 +161,7 @@ pub async fn batch_delivers_each_once(t: QueueUnderTest) {
     let q = &*t.queue;
     let bodies: BTreeSet<String> = (0..5).map(|i| unique_body(&format!("batch-{i}"))).collect();
     for b in &bodies {
-        q.publish(b).await.unwrap();
+        q.publish(b, None).await.unwrap();
     }
     let got = receive_n(q, bodies.len(), 5).await;
     let received: Vec<String> = got.iter().map(|d| d.body.clone()).collect();
@@ -167,6 +184,7 @@ where
     Fut: Future<Output = QueueUnderTest>,
 {
     publish_then_receive(fresh().await).await;
+    the_trace_travels_with_the_message(fresh().await).await;
     release_redelivers_and_delete_removes(fresh().await).await;
     delete_all_removes_each(fresh().await).await;
     delay_hides_then_returns(fresh().await).await;

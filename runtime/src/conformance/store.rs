@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, SendAccepted, Status, Timestamp};
+use gift_core::domain::{
+    Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, SendAccepted, Status, Timestamp, TraceParent,
+};
 use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
 use gift_core::StoreError;
 
@@ -24,7 +26,13 @@ fn key(s: &str) -> IdempotencyKey {
 }
 
 fn cmd(gift: &Gift, k: &str, now: Timestamp) -> SendCommand {
-    SendCommand { gift_id: gift.id, key: key(k), now, outbox_available_at: now + chrono::Duration::seconds(5) }
+    SendCommand {
+        gift_id: gift.id,
+        key: key(k),
+        now,
+        outbox_available_at: now + chrono::Duration::seconds(5),
+        trace: None,
+    }
 }
 
 fn accepted(gift: &Gift, k: &str) -> SendAccepted {
@@ -347,7 +355,11 @@ pub async fn concurrent_sends_answer_each(store: Arc<dyn Store>) {
         }
         assert_eq!(status_of(&*store, gift).await, Status::Queued);
         let outbox = due_for(&*store, gift, due_at).await;
-        assert_eq!(outbox, vec![OutboxEntry { gift_id: gift.id, request_id: key(winner) }], "one outbox row");
+        assert_eq!(
+            outbox,
+            vec![OutboxEntry { gift_id: gift.id, request_id: key(winner), trace: None }],
+            "one outbox row"
+        );
     }
     assert_eq!(store.get_gift(unknown.id).await.unwrap(), None);
 }
@@ -357,7 +369,7 @@ pub async fn outbox_follows_the_send(store: &dyn Store) {
     let now = rt::now_utc();
     let gift = created(store, now).await;
     store.request_send(&cmd(&gift, "o", now)).await.unwrap();
-    let entry = OutboxEntry { gift_id: gift.id, request_id: key("o") };
+    let entry = OutboxEntry { gift_id: gift.id, request_id: key("o"), trace: None };
     assert_eq!(due_for(store, &gift, now).await, vec![], "due before its time");
     let due_at = now + chrono::Duration::seconds(5);
     assert_eq!(due_for(store, &gift, due_at).await, vec![entry.clone()]);
@@ -368,6 +380,29 @@ pub async fn outbox_follows_the_send(store: &dyn Store) {
     assert_eq!(due_for(store, &gift, due_at).await, vec![]);
     // Removing a row that is gone is not an error.
     remove_and_settle(store, &entry).await;
+}
+
+/// The outbox row keeps the accepting request's trace, for sends that arrive together (which
+/// PostgreSQL runs as one statement) as for one alone.
+pub async fn outbox_keeps_each_sends_trace(store: Arc<dyn Store>) {
+    let now = rt::now_utc();
+    let mut gifts = Vec::new();
+    for _ in 0..6 {
+        gifts.push(created(&*store, now).await);
+    }
+    let trace = |i: usize| TraceParent::new(0xfeed_0000 + i as u128, 0xbeef + i as u64, 1);
+    let sends = gifts.iter().enumerate().map(|(i, g)| {
+        let (store, cmd) = (store.clone(), SendCommand { trace: trace(i), ..cmd(g, "t", now) });
+        async move { store.request_send(&cmd).await }
+    });
+    for decision in join_all(sends).await {
+        assert!(matches!(decision, Ok(SendDecision::Queued(_))), "{decision:?}");
+    }
+    let due_at = now + chrono::Duration::seconds(5);
+    for (i, g) in gifts.iter().enumerate() {
+        let expected = OutboxEntry { gift_id: g.id, request_id: key("t"), trace: trace(i) };
+        assert_eq!(due_for(&*store, g, due_at).await, vec![expected]);
+    }
 }
 
 /// Removals that arrive together (a busy API) all take effect.
@@ -382,7 +417,7 @@ pub async fn parallel_outbox_removals_all_land(store: Arc<dyn Store>) {
     }
     join_all(gifts.iter().map(|g| {
         let store = store.clone();
-        let entry = OutboxEntry { gift_id: g.id, request_id: key("p") };
+        let entry = OutboxEntry { gift_id: g.id, request_id: key("p"), trace: None };
         async move { remove_and_settle(&*store, &entry).await }
     }))
     .await;
@@ -399,20 +434,23 @@ pub async fn rearm_finds_only_stale_queued(store: &dyn Store) {
         + chrono::Duration::seconds((rt::random_u64() % 1_000_000) as i64);
     let stale = created(store, t0).await;
     store.request_send(&cmd(&stale, "st", t0)).await.unwrap();
-    remove_and_settle(store, &OutboxEntry { gift_id: stale.id, request_id: key("st") }).await;
+    remove_and_settle(store, &OutboxEntry { gift_id: stale.id, request_id: key("st"), trace: None }).await;
     let done = created(store, t0).await;
     store.request_send(&cmd(&done, "dn", t0)).await.unwrap();
-    remove_and_settle(store, &OutboxEntry { gift_id: done.id, request_id: key("dn") }).await;
+    remove_and_settle(store, &OutboxEntry { gift_id: done.id, request_id: key("dn"), trace: None }).await;
     store.mark_sent(done.id, t0).await.unwrap();
     let fresh_at = t0 + chrono::Duration::seconds(100);
     let fresh = created(store, fresh_at).await;
     store.request_send(&cmd(&fresh, "fr", fresh_at)).await.unwrap();
-    remove_and_settle(store, &OutboxEntry { gift_id: fresh.id, request_id: key("fr") }).await;
+    remove_and_settle(store, &OutboxEntry { gift_id: fresh.id, request_id: key("fr"), trace: None }).await;
 
     let now = t0 + chrono::Duration::seconds(200);
     let stale_before = t0 + chrono::Duration::seconds(50);
     assert_eq!(store.rearm_stale(stale_before, now, 100).await.unwrap(), 1);
-    assert_eq!(due_for(store, &stale, now).await, vec![OutboxEntry { gift_id: stale.id, request_id: key("st") }]);
+    assert_eq!(
+        due_for(store, &stale, now).await,
+        vec![OutboxEntry { gift_id: stale.id, request_id: key("st"), trace: None }]
+    );
     assert_eq!(store.get_gift(stale.id).await.unwrap().unwrap().updated_at, now);
     assert_eq!(due_for(store, &fresh, now).await, vec![]);
     assert_eq!(store.rearm_stale(stale_before, now, 100).await.unwrap(), 0, "re-armed twice");
@@ -472,6 +510,7 @@ where
     concurrent_sends_queue_once(fresh().await).await;
     concurrent_sends_answer_each(fresh().await).await;
     outbox_follows_the_send(&*fresh().await).await;
+    outbox_keeps_each_sends_trace(fresh().await).await;
     parallel_outbox_removals_all_land(fresh().await).await;
     rearm_finds_only_stale_queued(&*fresh().await).await;
     let store = fresh().await;

@@ -3,6 +3,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use gift_core::domain::TraceParent;
 use gift_core::ports::{Delivery, MessageId, Queue, Receipt};
 use gift_core::QueueError;
 use tokio::sync::Notify;
@@ -43,6 +44,7 @@ struct State {
 
 struct Message {
     body: String,
+    trace: Option<TraceParent>,
     receive_count: u32,
     visible_at: Instant,
     /// The receipt of the latest receive; receipts are `"{id}:{receive_count}"`.
@@ -71,12 +73,21 @@ impl MemoryQueue {
     /// Enqueues `body` and returns the id of the new message (what `publish` does, for
     /// checkers that follow each message).
     pub fn enqueue(&self, body: &str) -> u64 {
+        self.enqueue_traced(body, None)
+    }
+
+    fn enqueue_traced(&self, body: &str, trace: Option<TraceParent>) -> u64 {
         let id = {
             let mut st = self.lock();
             let id = st.next_id;
             st.next_id += 1;
-            let message =
-                Message { body: body.to_owned(), receive_count: 0, visible_at: rt::now_instant(), receipt: None };
+            let message = Message {
+                body: body.to_owned(),
+                trace,
+                receive_count: 0,
+                visible_at: rt::now_instant(),
+                receipt: None,
+            };
             st.messages.insert(id, message);
             id
         };
@@ -126,6 +137,7 @@ impl MemoryQueue {
                 body: m.body.clone(),
                 receipt: Receipt(receipt),
                 receive_count: m.receive_count,
+                trace: m.trace,
             });
         }
         for id in to_dead {
@@ -151,8 +163,8 @@ impl MemoryQueue {
 
 #[async_trait]
 impl Queue for MemoryQueue {
-    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
-        Ok(MessageId(self.enqueue(body).to_string()))
+    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
+        Ok(MessageId(self.enqueue_traced(body, trace.copied()).to_string()))
     }
 
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, Status, Timestamp};
+use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, Status, Timestamp, TraceParent};
 use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
 use gift_core::StoreError;
 
@@ -18,8 +18,8 @@ struct State {
     gifts: BTreeMap<GiftId, Gift>,
     codes: BTreeSet<String>,
     send_requests: BTreeSet<(GiftId, IdempotencyKey)>,
-    /// (available_at, gift, key): ordered the way `outbox_due` returns them.
-    outbox: BTreeSet<(Timestamp, GiftId, IdempotencyKey)>,
+    /// (available_at, gift, key, trace): ordered the way `outbox_due` returns them.
+    outbox: BTreeSet<(Timestamp, GiftId, IdempotencyKey, Option<TraceParent>)>,
 }
 
 impl MemoryStore {
@@ -95,7 +95,7 @@ impl Store for MemoryStore {
             return Ok(SendDecision::Conflict(status));
         }
         st.send_requests.insert((cmd.gift_id, cmd.key.clone()));
-        st.outbox.insert((cmd.outbox_available_at, cmd.gift_id, cmd.key.clone()));
+        st.outbox.insert((cmd.outbox_available_at, cmd.gift_id, cmd.key.clone(), cmd.trace));
         let g = st.gifts.get_mut(&cmd.gift_id).expect("checked above");
         g.status = Status::Queued;
         g.updated_at = cmd.now;
@@ -115,20 +115,20 @@ impl Store for MemoryStore {
             .lock()
             .outbox
             .iter()
-            .take_while(|(at, _, _)| *at <= now)
+            .take_while(|(at, _, _, _)| *at <= now)
             .take(limit as usize)
-            .map(|(_, gift_id, key)| OutboxEntry { gift_id: *gift_id, request_id: key.clone() })
+            .map(|(_, gift_id, key, trace)| OutboxEntry { gift_id: *gift_id, request_id: key.clone(), trace: *trace })
             .collect())
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.lock().outbox.retain(|(_, g, k)| !(*g == entry.gift_id && *k == entry.request_id));
+        self.lock().outbox.retain(|(_, g, k, _)| !(*g == entry.gift_id && *k == entry.request_id));
         Ok(())
     }
 
     async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
         let mut st = self.lock();
-        let armed: BTreeSet<GiftId> = st.outbox.iter().map(|(_, g, _)| *g).collect();
+        let armed: BTreeSet<GiftId> = st.outbox.iter().map(|(_, g, _, _)| *g).collect();
         let stale: Vec<GiftId> = st
             .gifts
             .values()
@@ -144,7 +144,7 @@ impl Store for MemoryStore {
                 .find(|(g, _)| g == id)
                 .map(|(_, k)| k.clone())
                 .ok_or_else(|| StoreError::Other(format!("QUEUED gift {id} has no send request")))?;
-            st.outbox.insert((now, *id, key));
+            st.outbox.insert((now, *id, key, None));
             st.gifts.get_mut(id).expect("listed above").updated_at = now;
         }
         Ok(stale.len() as u32)

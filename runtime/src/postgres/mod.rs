@@ -4,6 +4,7 @@
 //! sends ([`sends`]) that wait for a connection share statements ([`shared`]).
 
 pub mod admin;
+mod gauges;
 mod inserts;
 mod outbox;
 mod pool;
@@ -13,7 +14,7 @@ mod shared;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, Status, Timestamp};
+use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, Status, Timestamp, TraceParent};
 use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
 use gift_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgRow};
@@ -215,7 +216,7 @@ impl Store for PgStore {
             .run(move |c| {
                 Box::pin(async move {
                     sqlx::query(
-                        "SELECT gift_id, request_id FROM outbox WHERE available_at <= $1 \
+                        "SELECT gift_id, request_id, traceparent FROM outbox WHERE available_at <= $1 \
                          ORDER BY available_at, gift_id, request_id LIMIT $2",
                     )
                     .bind(now)
@@ -276,5 +277,12 @@ fn outbox_from_row(row: &PgRow) -> Result<OutboxEntry, StoreError> {
     Ok(OutboxEntry {
         gift_id: GiftId::from(row.try_get::<Uuid, _>("gift_id").map_err(store_error)?),
         request_id: IdempotencyKey::parse(&key).map_err(|e| StoreError::Other(e.0))?,
+        trace: trace_of(row.try_get("traceparent").map_err(store_error)?),
     })
+}
+
+/// A stored `traceparent`; one that no longer parses is dropped, not an error: the send
+/// still goes out, only untraced.
+pub(crate) fn trace_of(stored: Option<String>) -> Option<TraceParent> {
+    stored.and_then(|t| TraceParent::parse(&t).ok())
 }

@@ -72,6 +72,16 @@ impl Pool {
         Self { inner }
     }
 
+    /// Connections open, lent out, and callers waiting.
+    pub(crate) fn status(&self) -> crate::gauges::PoolGauges {
+        let status = self.inner.status();
+        crate::gauges::PoolGauges {
+            size: status.size,
+            in_use: status.size.saturating_sub(status.available),
+            waiting: status.waiting,
+        }
+    }
+
     /// A connection of one's own: for migrations, and for [`Pool::run_on`]. Store operations
     /// otherwise use [`Pool::run`].
     pub(crate) async fn connection(&self) -> Result<Object<Connector>, sqlx::Error> {

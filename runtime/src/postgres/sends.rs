@@ -75,8 +75,8 @@ async fn send_one(c: &mut PgConnection, cmd: &SendCommand) -> Result<Option<Stri
         "WITH target AS (SELECT id, status FROM gifts WHERE id = $1 FOR UPDATE), \
               request AS (INSERT INTO send_requests (gift_id, request_id, created_at) \
                           SELECT id, $2, $3 FROM target WHERE status = 'CREATED'), \
-              outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at) \
-                          SELECT id, $2, $4 FROM target WHERE status = 'CREATED'), \
+              outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at, traceparent) \
+                          SELECT id, $2, $4, $5 FROM target WHERE status = 'CREATED'), \
               queued AS (UPDATE gifts g SET status = 'QUEUED', updated_at = $3 FROM target t \
                          WHERE g.id = t.id AND t.status = 'CREATED') \
          SELECT status FROM target",
@@ -85,6 +85,7 @@ async fn send_one(c: &mut PgConnection, cmd: &SendCommand) -> Result<Option<Stri
     .bind(cmd.key.as_str())
     .bind(cmd.now)
     .bind(cmd.outbox_available_at)
+    .bind(cmd.trace.map(|t| t.to_string()))
     .fetch_optional(c)
     .await
 }
@@ -92,14 +93,14 @@ async fn send_one(c: &mut PgConnection, cmd: &SendCommand) -> Result<Option<Stri
 /// [`send_one`] for sends of different gifts, answered in order.
 async fn send_many(c: &mut PgConnection, cmds: &[SendCommand]) -> Result<Vec<Option<String>>, sqlx::Error> {
     let found: HashMap<Uuid, String> = sqlx::query_as(
-        "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
-                        AS i(gift_id, request_id, now, available_at)), \
+        "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[]) \
+                        AS i(gift_id, request_id, now, available_at, traceparent)), \
               target AS (SELECT id, status FROM gifts WHERE id = ANY($1) ORDER BY id FOR UPDATE), \
               fresh AS (SELECT i.* FROM input i JOIN target t ON t.id = i.gift_id WHERE t.status = 'CREATED'), \
               request AS (INSERT INTO send_requests (gift_id, request_id, created_at) \
                           SELECT gift_id, request_id, now FROM fresh), \
-              outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at) \
-                          SELECT gift_id, request_id, available_at FROM fresh), \
+              outbox_row AS (INSERT INTO outbox (gift_id, request_id, available_at, traceparent) \
+                          SELECT gift_id, request_id, available_at, traceparent FROM fresh), \
               queued AS (UPDATE gifts g SET status = 'QUEUED', updated_at = f.now FROM fresh f \
                          WHERE g.id = f.gift_id) \
          SELECT id, status FROM target",
@@ -108,6 +109,7 @@ async fn send_many(c: &mut PgConnection, cmds: &[SendCommand]) -> Result<Vec<Opt
     .bind(cmds.iter().map(|c| c.key.as_str().to_owned()).collect::<Vec<_>>())
     .bind(cmds.iter().map(|c| c.now).collect::<Vec<_>>())
     .bind(cmds.iter().map(|c| c.outbox_available_at).collect::<Vec<_>>())
+    .bind(cmds.iter().map(|c| c.trace.map(|t| t.to_string())).collect::<Vec<_>>())
     .fetch_all(c)
     .await?
     .into_iter()

@@ -5,6 +5,7 @@
 //! serial execution gives the send transaction the isolation that `FOR UPDATE` gives on
 //! PostgreSQL.
 
+mod gauges;
 mod queue;
 mod store;
 

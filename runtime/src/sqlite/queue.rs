@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use gift_core::domain::TraceParent;
 use gift_core::ports::{Delivery, MessageId, Queue, Receipt};
 use gift_core::{QueueError, StoreError};
 use sqlx::Row;
@@ -50,13 +51,14 @@ impl SqliteQueue {
     async fn try_receive(&self, max: u32) -> Result<Vec<Delivery>, QueueError> {
         let now = micros(rt::now_utc());
         let mut tx = self.pool.begin().await.map_err(queue_error)?;
-        let rows =
-            sqlx::query("SELECT id, body, receive_count FROM queue_messages WHERE visible_at <= ? ORDER BY id LIMIT ?")
-                .bind(now)
-                .bind(i64::from(max))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(queue_error)?;
+        let rows = sqlx::query(
+            "SELECT id, body, receive_count, traceparent FROM queue_messages WHERE visible_at <= ? ORDER BY id LIMIT ?",
+        )
+        .bind(now)
+        .bind(i64::from(max))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(queue_error)?;
         let mut out = Vec::new();
         for row in rows {
             let id: i64 = row.get("id");
@@ -91,6 +93,7 @@ impl SqliteQueue {
                 body: row.get("body"),
                 receipt: Receipt(receipt),
                 receive_count: receive_count as u32,
+                trace: row.get::<Option<String>, _>("traceparent").and_then(|t| TraceParent::parse(&t).ok()),
             });
         }
         tx.commit().await.map_err(queue_error)?;
@@ -100,10 +103,11 @@ impl SqliteQueue {
 
 #[async_trait]
 impl Queue for SqliteQueue {
-    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
-        sqlx::query("INSERT INTO queue_messages (body, visible_at) VALUES (?, ?)")
+    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
+        sqlx::query("INSERT INTO queue_messages (body, visible_at, traceparent) VALUES (?, ?, ?)")
             .bind(body)
             .bind(micros(rt::now_utc()))
+            .bind(trace.map(|t| t.to_string()))
             .execute(&self.pool)
             .await
             .map(|done| MessageId(done.last_insert_rowid().to_string()))

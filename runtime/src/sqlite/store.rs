@@ -1,5 +1,7 @@
 use async_trait::async_trait;
-use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, SendAccepted, Status, Timestamp};
+use gift_core::domain::{
+    Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, SendAccepted, Status, Timestamp, TraceParent,
+};
 use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
 use gift_core::StoreError;
 use sqlx::sqlite::SqliteRow;
@@ -15,6 +17,10 @@ pub struct SqliteStore {
 impl SqliteStore {
     pub(super) fn new(pool: Pool) -> Self {
         Self { pool }
+    }
+
+    pub(super) fn pool(&self) -> &Pool {
+        &self.pool
     }
 }
 
@@ -87,18 +93,21 @@ impl Store for SqliteStore {
         if status != Status::Created {
             return Ok(SendDecision::Conflict(status));
         }
-        for (sql, at) in [
-            ("INSERT INTO send_requests (gift_id, request_id, created_at) VALUES (?, ?, ?)", cmd.now),
-            ("INSERT INTO outbox (gift_id, request_id, available_at) VALUES (?, ?, ?)", cmd.outbox_available_at),
-        ] {
-            sqlx::query(sql)
-                .bind(&id)
-                .bind(cmd.key.as_str())
-                .bind(micros(at))
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-        }
+        sqlx::query("INSERT INTO send_requests (gift_id, request_id, created_at) VALUES (?, ?, ?)")
+            .bind(&id)
+            .bind(cmd.key.as_str())
+            .bind(micros(cmd.now))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        sqlx::query("INSERT INTO outbox (gift_id, request_id, available_at, traceparent) VALUES (?, ?, ?, ?)")
+            .bind(&id)
+            .bind(cmd.key.as_str())
+            .bind(micros(cmd.outbox_available_at))
+            .bind(cmd.trace.map(|t| t.to_string()))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
         sqlx::query("UPDATE gifts SET status = 'QUEUED', updated_at = ? WHERE id = ?")
             .bind(micros(cmd.now))
             .bind(&id)
@@ -134,7 +143,7 @@ impl Store for SqliteStore {
 
     async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT gift_id, request_id FROM outbox WHERE available_at <= ? ORDER BY available_at, gift_id, request_id LIMIT ?",
+            "SELECT gift_id, request_id, traceparent FROM outbox WHERE available_at <= ? ORDER BY available_at, gift_id, request_id LIMIT ?",
         )
         .bind(micros(now))
         .bind(i64::from(limit))
@@ -146,6 +155,10 @@ impl Store for SqliteStore {
                 Ok(OutboxEntry {
                     gift_id: GiftId::parse(r.try_get("gift_id").map_err(bad_row)?).map_err(bad_row)?,
                     request_id: IdempotencyKey::parse(r.try_get("request_id").map_err(bad_row)?).map_err(bad_row)?,
+                    trace: r
+                        .try_get::<Option<String>, _>("traceparent")
+                        .map_err(bad_row)?
+                        .and_then(|t| TraceParent::parse(&t).ok()),
                 })
             })
             .collect()

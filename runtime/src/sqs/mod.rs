@@ -10,7 +10,7 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
-use gift_core::domain::SendMessage;
+use gift_core::domain::{SendMessage, TraceParent};
 use gift_core::ports::{Delivery, MessageId, Queue, Receipt};
 use gift_core::QueueError;
 
@@ -130,22 +130,32 @@ impl SqsQueue {
     }
 }
 
+/// The message attribute that carries the W3C trace context (the header's name, as
+/// OpenTelemetry's SQS propagation names it).
+const TRACEPARENT: &str = "traceparent";
+
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| QueueError::Other(e.to_string()))
+}
+
 fn seconds(d: Duration) -> i32 {
     i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
 }
 
 #[async_trait]
 impl Queue for SqsQueue {
-    async fn publish(&self, body: &str) -> Result<MessageId, QueueError> {
+    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
         let mut send = self.client.send_message().queue_url(&self.queue_url).message_body(body);
         // The request id also travels as an attribute, so it is visible without parsing the body.
         if let Ok(msg) = SendMessage::from_body(body) {
-            let attr = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(msg.request_id.as_str())
-                .build()
-                .map_err(|e| QueueError::Other(e.to_string()))?;
-            send = send.message_attributes("request_id", attr);
+            send = send.message_attributes("request_id", string_attribute(msg.request_id.as_str())?);
+        }
+        if let Some(trace) = trace {
+            send = send.message_attributes(TRACEPARENT, string_attribute(&trace.to_string())?);
         }
         let out = send.send().await.map_err(queue_error)?;
         out.message_id
@@ -161,6 +171,7 @@ impl Queue for SqsQueue {
             .max_number_of_messages(max.clamp(1, 10) as i32)
             .wait_time_seconds(seconds(wait.min(MAX_WAIT)))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names(TRACEPARENT)
             .customize()
             .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts(wait.min(MAX_WAIT))))
             .send()
@@ -176,11 +187,19 @@ impl Queue for SqsQueue {
                 .ok_or_else(|| QueueError::Other("message without ApproximateReceiveCount".into()))?;
             let receipt = m.receipt_handle.ok_or_else(|| QueueError::Other("message without receipt handle".into()))?;
             let message_id = m.message_id.ok_or_else(|| QueueError::Other("message without MessageId".into()))?;
+            // An unreadable traceparent leaves the delivery untraced; it is not poison.
+            let trace = m
+                .message_attributes
+                .as_ref()
+                .and_then(|a| a.get(TRACEPARENT))
+                .and_then(|v| v.string_value())
+                .and_then(|v| TraceParent::parse(v).ok());
             deliveries.push(Delivery {
                 message_id: MessageId(message_id),
                 body: m.body.unwrap_or_default(),
                 receipt: Receipt(receipt),
                 receive_count,
+                trace,
             });
         }
         Ok(deliveries)

@@ -16,7 +16,8 @@ use std::time::Duration;
 use futures::future::{join_all, select, Either};
 
 use crate::domain::{Gift, GiftId, Status, Timestamp};
-use crate::ports::{Delivery, Receipt};
+use crate::metrics;
+use crate::ports::{Delivery, Env, Receipt};
 use crate::service::Deps;
 use lease::Lease;
 use plan::{Action, GiftWork, Verdict};
@@ -113,7 +114,7 @@ pub async fn handle_deliveries(
     in_flight: &InFlight,
     deliveries: Vec<Delivery>,
 ) -> Vec<(Delivery, DeliveryOutcome)> {
-    let batch = Batch::parse(deliveries);
+    let batch = Batch::parse(deliveries, &*deps.env);
     let actions = {
         let lease = Lease::new(&*deps.env, terms.visibility, terms.received_at);
         let mut held = Held { in_flight, gifts: Vec::new() };
@@ -148,8 +149,16 @@ struct Batch {
 }
 
 impl Batch {
-    fn parse(deliveries: Vec<Delivery>) -> Self {
-        let (works, poison) = plan::group(&deliveries);
+    /// Groups the deliveries; each gift traced by its lead gets a span of its own in that
+    /// trace (its id drawn from `env`, so a replayed seed draws the same).
+    fn parse(deliveries: Vec<Delivery>, env: &dyn Env) -> Self {
+        let (mut works, poison) = plan::group(&deliveries);
+        for work in &mut works {
+            if let Some(trace) = &deliveries[work.lead].trace {
+                let gift_id = work.msg.gift_id;
+                work.span = crate::traced_span!("delivery", trace, env.random_u64() | 1, %gift_id);
+            }
+        }
         for (i, e) in &poison {
             let receive_count = deliveries[*i].receive_count;
             tracing::error!(error_code = "POISON_MESSAGE", error_message = %e, receive_count, "unreadable message left for the dead-letter queue");
@@ -185,8 +194,14 @@ impl Batch {
             let ran_out = lease.run_out();
             futures::pin_mut!(ran_out);
             let verdict = match select(send, ran_out).await {
-                Either::Left((Ok(()), _)) => Verdict::Dispatched,
-                Either::Left((Err(reason), _)) => work.failed(reason, receive_count, retry),
+                Either::Left((Ok(()), _)) => {
+                    metrics::pseudo_send(true);
+                    Verdict::Dispatched { queued_at: gift.updated_at }
+                }
+                Either::Left((Err(reason), _)) => {
+                    metrics::pseudo_send(false);
+                    work.failed(reason, receive_count, retry)
+                }
                 Either::Right(_) => work.abandoned(),
             };
             (work, verdict)
@@ -198,12 +213,12 @@ impl Batch {
     /// final failure.
     async fn record<'w>(&self, deps: &Deps, works: Vec<(&'w GiftWork, Verdict)>) -> Vec<(&'w GiftWork, Verdict)> {
         let sent: Vec<GiftId> =
-            works.iter().filter(|(_, v)| matches!(v, Verdict::Dispatched)).map(|(w, _)| w.msg.gift_id).collect();
+            works.iter().filter(|(_, v)| matches!(v, Verdict::Dispatched { .. })).map(|(w, _)| w.msg.gift_id).collect();
         let mut won = record_sent(deps, &sent).await.into_iter();
         let mut recorded = Vec::with_capacity(works.len());
         for (work, verdict) in works {
             let verdict = match verdict {
-                Verdict::Dispatched => work.sent(won.next().unwrap_or(false)),
+                Verdict::Dispatched { queued_at } => work.sent(won.next().unwrap_or(false), queued_at, deps.env.now()),
                 Verdict::GiveUp(reason) => {
                     match deps.store.mark_failed(work.msg.gift_id, &reason, deps.env.now()).await {
                         Ok(applied) => work.gave_up(applied, &reason),
@@ -309,6 +324,7 @@ impl Verdict {
     /// deleted: one may be the very message the other batch holds, redelivered after its
     /// visibility ran out.)
     fn unless_in_flight(self, work: &GiftWork, held: &mut Held<'_>) -> Self {
+        let _span = work.span.enter();
         match self {
             Verdict::Attempt(_) if !held.take(work.msg.gift_id) => {
                 let (gift_id, request_id) = (work.msg.gift_id, &work.msg.request_id);
@@ -321,6 +337,7 @@ impl Verdict {
 
     /// What a loaded gift calls for: a pseudo-send if QUEUED, a delete if finished.
     fn after_load(work: &GiftWork, gift: Option<Gift>) -> Self {
+        let _span = work.span.enter();
         let (gift_id, request_id) = (work.msg.gift_id, &work.msg.request_id);
         match gift {
             None => {

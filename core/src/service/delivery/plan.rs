@@ -1,8 +1,9 @@
 //! What each gift of a batch comes to, phase by phase, and what that means for each of its
 //! deliveries.
 
-use crate::domain::{Gift, SendMessage};
+use crate::domain::{Gift, SendMessage, Timestamp};
 use crate::error::StoreError;
+use crate::metrics;
 use crate::ports::Delivery;
 
 use super::{DeliveryOutcome, RetryPolicy};
@@ -14,14 +15,18 @@ pub struct GiftWork {
     pub lead: usize,
     /// Indices into the batch's deliveries, `lead` included.
     pub all: Vec<usize>,
+    /// The gift's span in the lead's trace (none if it came untraced): the gift's log lines
+    /// carry the trace of the request that accepted it.
+    pub span: tracing::Span,
 }
 
 /// Where a gift's work stands.
 pub enum Verdict {
     /// QUEUED when loaded: pseudo-send it.
     Attempt(Gift),
-    /// Pseudo-sent: record SENT, then delete.
-    Dispatched,
+    /// Pseudo-sent: record SENT, then delete. `queued_at` is the gift's QUEUED time, when
+    /// its send was accepted.
+    Dispatched { queued_at: Timestamp },
     /// Failed on its final receive: record FAILED.
     GiveUp(String),
     /// Failed with budget left: delay every delivery by the backoff.
@@ -55,7 +60,7 @@ pub fn group(deliveries: &[Delivery]) -> (Vec<GiftWork>, Vec<(usize, String)>) {
                         w.lead = i;
                     }
                 }
-                None => works.push(GiftWork { msg, lead: i, all: vec![i] }),
+                None => works.push(GiftWork { msg, lead: i, all: vec![i], span: tracing::Span::none() }),
             },
             Err(e) => poison.push((i, e.to_string())),
         }
@@ -65,6 +70,7 @@ pub fn group(deliveries: &[Delivery]) -> (Vec<GiftWork>, Vec<(usize, String)>) {
 
 impl GiftWork {
     pub fn store_error(&self, e: &StoreError) -> DeliveryOutcome {
+        let _span = self.span.enter();
         let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
         tracing::error!(%gift_id, %request_id, error_code = "STORE_ERROR", error_message = %e, "store error; message left for redelivery");
         DeliveryOutcome::Error(e.to_string())
@@ -72,6 +78,7 @@ impl GiftWork {
 
     /// A failed pseudo-send: final on the last receive, otherwise retried.
     pub fn failed(&self, reason: String, receive_count: u32, retry: RetryPolicy) -> Verdict {
+        let _span = self.span.enter();
         if receive_count >= retry.max_receives {
             return Verdict::GiveUp(reason);
         }
@@ -81,15 +88,18 @@ impl GiftWork {
     }
 
     pub fn abandoned(&self) -> Verdict {
+        let _span = self.span.enter();
         let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
         tracing::warn!(%gift_id, %request_id, error_code = "LEASE_EXPIRED", "pseudo-send abandoned: the message's visibility ran out");
         Verdict::Leave(DeliveryOutcome::Error("the lease ran out during the pseudo-send".into()))
     }
 
-    /// The answer of the SENT update for this gift.
-    pub fn sent(&self, won: bool) -> Verdict {
+    /// The answer of the SENT update for this gift, recorded `now`.
+    pub fn sent(&self, won: bool, queued_at: Timestamp, now: Timestamp) -> Verdict {
+        let _span = self.span.enter();
         let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
         if won {
+            metrics::accept_to_sent((now - queued_at).to_std().unwrap_or_default().as_secs_f64());
             tracing::info!(%gift_id, %request_id, event = "SENT", "gift sent");
             Verdict::Delete(DeliveryOutcome::Sent)
         } else {
@@ -102,6 +112,7 @@ impl GiftWork {
     /// (SENT or FAILED elsewhere): the message is a duplicate then, deleted rather than
     /// left to reach the dead-letter queue.
     pub fn gave_up(&self, applied: bool, reason: &str) -> Verdict {
+        let _span = self.span.enter();
         let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
         if applied {
             tracing::warn!(%gift_id, %request_id, event = "FAILED", error_code = "SEND_FAILED", error_message = %reason, "retry budget exhausted");
@@ -123,7 +134,7 @@ impl Verdict {
             Verdict::Failed => Action::Delete(DeliveryOutcome::Duplicate),
             Verdict::Retry => Action::Delay,
             Verdict::Leave(outcome) => Action::Leave(outcome.clone()),
-            Verdict::Attempt(_) | Verdict::Dispatched | Verdict::GiveUp(_) => {
+            Verdict::Attempt(_) | Verdict::Dispatched { .. } | Verdict::GiveUp(_) => {
                 Action::Leave(DeliveryOutcome::Error("delivery left undecided".into()))
             }
         }
@@ -139,7 +150,7 @@ mod tests {
     fn delivery(gift: u128, receive_count: u32) -> Delivery {
         let msg = SendMessage { gift_id: GiftId::from_random(gift), request_id: IdempotencyKey::parse("k").unwrap() };
         let receipt = Receipt(format!("{gift}:{receive_count}"));
-        Delivery { message_id: MessageId(gift.to_string()), body: msg.to_body(), receipt, receive_count }
+        Delivery { message_id: MessageId(gift.to_string()), body: msg.to_body(), receipt, receive_count, trace: None }
     }
 
     #[test]
@@ -151,6 +162,7 @@ mod tests {
             body: "{".into(),
             receipt: Receipt("p".into()),
             receive_count: 1,
+            trace: None,
         });
         let (works, poison) = group(&with_poison);
         assert_eq!(works.len(), 2);

@@ -329,6 +329,7 @@ async fn call(store: &dyn Store, ids: &[GiftId], op: &Op) -> Result<Answer, Stor
                 key: key.key(),
                 now,
                 outbox_available_at: now + chrono::Duration::seconds(5),
+                trace: None,
             };
             let accepted = SendAccepted { gift_id: cmd.gift_id, status: Status::Queued, request_id: cmd.key.clone() };
             match store.request_send(&cmd).await? {
@@ -374,7 +375,7 @@ async fn call(store: &dyn Store, ids: &[GiftId], op: &Op) -> Result<Answer, Stor
             Answer::Due(rows)
         }
         Op::OutboxRemove { gift, key } => {
-            store.outbox_remove(&OutboxEntry { gift_id: id(gift), request_id: key.key() }).await?;
+            store.outbox_remove(&OutboxEntry { gift_id: id(gift), request_id: key.key(), trace: None }).await?;
             Answer::Done
         }
     })

@@ -201,7 +201,7 @@ pub async fn record_queue(queue: Arc<dyn Queue>, seed: u64, config: QueueConfig)
     let mut history = Vec::new();
     for n in 0..2 {
         let invoke = clock.fetch_add(1, Ordering::SeqCst);
-        let answer = queue.publish(&format!("{{\"seed\":{seed},\"n\":{n}}}")).await;
+        let answer = queue.publish(&format!("{{\"seed\":{seed},\"n\":{n}}}"), None).await;
         let complete = clock.fetch_add(1, Ordering::SeqCst);
         let answer = answer.map(QueueAnswer::Published).map_err(|e| e.to_string());
         history.push(QueueRecord { client: 0, invoke, complete, op: QueueOp::Publish, answer });
@@ -237,7 +237,9 @@ pub async fn record_queue(queue: Arc<dyn Queue>, seed: u64, config: QueueConfig)
 
 async fn perform(queue: &dyn Queue, op: &QueueOp, seed: u64, n: usize) -> Result<QueueAnswer, String> {
     let answer = match op {
-        QueueOp::Publish => queue.publish(&format!("{{\"seed\":{seed},\"c\":{n}}}")).await.map(QueueAnswer::Published),
+        QueueOp::Publish => {
+            queue.publish(&format!("{{\"seed\":{seed},\"c\":{n}}}"), None).await.map(QueueAnswer::Published)
+        }
         QueueOp::Receive { max } => queue.receive(*max, Duration::ZERO).await.map(|got| {
             QueueAnswer::Received(got.into_iter().map(|d| (d.message_id, d.receive_count, d.receipt)).collect())
         }),

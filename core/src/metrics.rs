@@ -1,0 +1,136 @@
+//! The service's metrics: every name, its tags, and the calls that record them, through the
+//! `metrics` facade. gift-bins installs the exporter (DogStatsD to the Datadog agent, or
+//! Prometheus text on gift-local's `/metrics`); where none is installed (the simulation,
+//! most tests) every call is a no-op, so recording never changes what the service decides.
+//!
+//! Names are Datadog's dotted style; Prometheus text shows them with `_` for `.`.
+//! Durations are seconds. The monitors in `terraform/datadog.tf` use these names, and a
+//! test checks that each name they use is one of [`NAMES`].
+
+use metrics::{counter, gauge, histogram};
+
+use crate::service::DeliveryOutcome;
+
+/// Requests served, tagged `route` (the template), `method`, `status`.
+pub const HTTP_REQUESTS: &str = "gift.http.requests";
+/// Time to answer a request, same tags as [`HTTP_REQUESTS`].
+pub const HTTP_REQUEST_DURATION: &str = "gift.http.request.duration";
+/// Send requests answered, tagged `outcome` ([`SendTag`]).
+pub const SENDS: &str = "gift.sends";
+/// Messages received by the worker.
+pub const WORKER_RECEIVED: &str = "gift.worker.received";
+/// Messages per non-empty receive.
+pub const WORKER_BATCH_SIZE: &str = "gift.worker.batch.size";
+/// Pseudo-sends, tagged `outcome` `ok` or `error`.
+pub const WORKER_PSEUDO_SENDS: &str = "gift.worker.pseudo_sends";
+/// What became of each delivery, tagged `outcome` ([`outcome_tag`]).
+pub const WORKER_OUTCOMES: &str = "gift.worker.outcomes";
+/// From the send's acceptance (the gift's QUEUED time) to its SENT update.
+pub const ACCEPT_TO_SENT: &str = "gift.accept_to_sent";
+pub const RELAY_PUBLISHED: &str = "gift.relay.published";
+pub const RELAY_PUBLISH_FAILURES: &str = "gift.relay.publish_failures";
+pub const RELAY_REARMED: &str = "gift.relay.rearmed";
+/// Outbox rows waiting, and the age of the oldest (0 when empty).
+pub const OUTBOX_DEPTH: &str = "gift.outbox.depth";
+pub const OUTBOX_OLDEST_AGE: &str = "gift.outbox.oldest_age";
+/// The database pool: connections open, in use, and callers waiting for one.
+pub const DB_POOL_SIZE: &str = "gift.db.pool.size";
+pub const DB_POOL_IN_USE: &str = "gift.db.pool.in_use";
+pub const DB_POOL_WAITING: &str = "gift.db.pool.waiting";
+
+/// Every metric the service records.
+pub const NAMES: [&str; 16] = [
+    HTTP_REQUESTS,
+    HTTP_REQUEST_DURATION,
+    SENDS,
+    WORKER_RECEIVED,
+    WORKER_BATCH_SIZE,
+    WORKER_PSEUDO_SENDS,
+    WORKER_OUTCOMES,
+    ACCEPT_TO_SENT,
+    RELAY_PUBLISHED,
+    RELAY_PUBLISH_FAILURES,
+    RELAY_REARMED,
+    OUTBOX_DEPTH,
+    OUTBOX_OLDEST_AGE,
+    DB_POOL_SIZE,
+    DB_POOL_IN_USE,
+    DB_POOL_WAITING,
+];
+
+/// How a send request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendTag {
+    Accepted,
+    Replayed,
+    Conflict,
+    NotFound,
+}
+
+impl SendTag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendTag::Accepted => "accepted",
+            SendTag::Replayed => "replayed",
+            SendTag::Conflict => "conflict",
+            SendTag::NotFound => "not_found",
+        }
+    }
+}
+
+pub fn http_request(route: &str, method: &str, status: u16, seconds: f64) {
+    let labels = [("route", route.to_owned()), ("method", method.to_owned()), ("status", status.to_string())];
+    counter!(HTTP_REQUESTS, &labels).increment(1);
+    histogram!(HTTP_REQUEST_DURATION, &labels).record(seconds);
+}
+
+pub fn send(tag: SendTag) {
+    counter!(SENDS, "outcome" => tag.as_str()).increment(1);
+}
+
+pub fn received(messages: usize) {
+    counter!(WORKER_RECEIVED).increment(messages as u64);
+    histogram!(WORKER_BATCH_SIZE).record(messages as f64);
+}
+
+pub fn pseudo_send(ok: bool) {
+    counter!(WORKER_PSEUDO_SENDS, "outcome" => if ok { "ok" } else { "error" }).increment(1);
+}
+
+/// The `outcome` tag of a delivery.
+pub fn outcome_tag(outcome: &DeliveryOutcome) -> &'static str {
+    match outcome {
+        DeliveryOutcome::Sent => "sent",
+        DeliveryOutcome::LostRace => "lost_race",
+        DeliveryOutcome::Duplicate => "duplicate",
+        DeliveryOutcome::RetryLater => "retry_later",
+        DeliveryOutcome::Failed => "failed",
+        DeliveryOutcome::Poison(_) => "poison",
+        DeliveryOutcome::Error(_) => "error",
+    }
+}
+
+pub fn delivery(outcome: &DeliveryOutcome) {
+    counter!(WORKER_OUTCOMES, "outcome" => outcome_tag(outcome)).increment(1);
+}
+
+pub fn accept_to_sent(seconds: f64) {
+    histogram!(ACCEPT_TO_SENT).record(seconds);
+}
+
+pub fn relay_pass(published: u32, publish_failed: u32, rearmed: u32) {
+    counter!(RELAY_PUBLISHED).increment(u64::from(published));
+    counter!(RELAY_PUBLISH_FAILURES).increment(u64::from(publish_failed));
+    counter!(RELAY_REARMED).increment(u64::from(rearmed));
+}
+
+pub fn outbox(depth: u64, oldest_age_seconds: f64) {
+    gauge!(OUTBOX_DEPTH).set(depth as f64);
+    gauge!(OUTBOX_OLDEST_AGE).set(oldest_age_seconds);
+}
+
+pub fn pool(size: usize, in_use: usize, waiting: usize) {
+    gauge!(DB_POOL_SIZE).set(size as f64);
+    gauge!(DB_POOL_IN_USE).set(in_use as f64);
+    gauge!(DB_POOL_WAITING).set(waiting as f64);
+}
