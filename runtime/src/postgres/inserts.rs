@@ -8,7 +8,7 @@ use sqlx::postgres::PgConnection;
 use uuid::Uuid;
 
 use super::pool::OpFuture;
-use super::shared::{Answer, Statement};
+use super::shared::{Ran, Statement};
 use crate::sql::is_code_violation;
 
 /// The gifts table's `INSERT`.
@@ -20,20 +20,22 @@ impl Statement for InsertGifts {
 
     const MAX_ITEMS: usize = 64;
 
-    fn run<'c>(c: &'c mut PgConnection, gifts: &'c [Gift]) -> OpFuture<'c, Vec<Answer<()>>> {
+    fn run<'c>(c: &'c mut PgConnection, gifts: &'c [Gift]) -> OpFuture<'c, Ran<()>> {
         Box::pin(async move {
             if let [gift] = gifts {
                 return match insert_one(c, gift).await {
-                    Ok(()) => Ok(vec![Ok(())]),
-                    Err(e) if is_code_violation(&e) => Ok(vec![Err(StoreError::CodeTaken)]),
+                    Ok(()) => Ok(Ran::answered(vec![Ok(())])),
+                    Err(e) if is_code_violation(&e) => Ok(Ran::answered(vec![Err(StoreError::CodeTaken)])),
                     Err(e) => Err(e),
                 };
             }
             let inserted = insert_many(c, gifts).await?;
-            Ok(gifts
-                .iter()
-                .map(|g| if inserted.contains(&g.id.as_uuid()) { Ok(()) } else { Err(StoreError::CodeTaken) })
-                .collect())
+            Ok(Ran::answered(
+                gifts
+                    .iter()
+                    .map(|g| if inserted.contains(&g.id.as_uuid()) { Ok(()) } else { Err(StoreError::CodeTaken) })
+                    .collect(),
+            ))
         })
     }
 }

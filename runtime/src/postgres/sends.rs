@@ -18,7 +18,8 @@ use sqlx::postgres::PgConnection;
 use uuid::Uuid;
 
 use super::pool::OpFuture;
-use super::shared::{Answer, Statement};
+use super::shared::{Ran, Statement};
+use crate::sql::store_error_of;
 
 /// Accepting sends: CREATED → QUEUED with the send request and the outbox row.
 pub(crate) struct RequestSends;
@@ -33,7 +34,7 @@ impl Statement for RequestSends {
         a.gift_id == b.gift_id
     }
 
-    fn run<'c>(c: &'c mut PgConnection, cmds: &'c [SendCommand]) -> OpFuture<'c, Vec<Answer<SendDecision>>> {
+    fn run<'c>(c: &'c mut PgConnection, cmds: &'c [SendCommand]) -> OpFuture<'c, Ran<SendDecision>> {
         Box::pin(async move {
             let statuses = if let [cmd] = cmds { vec![send_one(c, cmd).await?] } else { send_many(c, cmds).await? };
             // Replay or conflict, for the gifts that were not CREATED. This must be a
@@ -46,25 +47,41 @@ impl Statement for RequestSends {
                 .filter(|(_, s)| matches!(s, Some(s) if s != "CREATED"))
                 .map(|(c, _)| c)
                 .collect();
-            let seen = if settled.is_empty() { Vec::new() } else { seen_requests(c, &settled).await? };
-            Ok(cmds
-                .iter()
-                .zip(statuses)
-                .map(|(cmd, status)| {
-                    let accepted =
-                        || SendAccepted { gift_id: cmd.gift_id, status: Status::Queued, request_id: cmd.key.clone() };
-                    let Some(status) = status else { return Ok(SendDecision::NotFound) };
-                    Ok(match Status::parse(&status).map_err(|e| StoreError::Other(e.0))? {
-                        Status::Created => SendDecision::Queued(accepted()),
-                        _ if seen.contains(&(cmd.gift_id.as_uuid(), cmd.key.as_str().to_owned())) => {
-                            SendDecision::Replay(accepted())
-                        }
-                        other => SendDecision::Conflict(other),
-                    })
-                })
-                .collect())
+            let seen = if settled.is_empty() { Ok(Vec::new()) } else { seen_requests(c, &settled).await };
+            Ok(decide(cmds, statuses, seen))
         })
     }
+}
+
+/// Each send's decision from the status the send statement found and the accepted requests
+/// of the gifts it found settled. The send statement has committed by then: if the second
+/// statement failed, the sends it queued are still queued (and missing gifts still missing),
+/// and only the replay-or-conflict answers fail, with its error.
+fn decide(
+    cmds: &[SendCommand],
+    statuses: Vec<Option<String>>,
+    seen: Result<Vec<(Uuid, String)>, sqlx::Error>,
+) -> Ran<SendDecision> {
+    let answers = cmds
+        .iter()
+        .zip(statuses)
+        .map(|(cmd, status)| {
+            let accepted =
+                || SendAccepted { gift_id: cmd.gift_id, status: Status::Queued, request_id: cmd.key.clone() };
+            let Some(status) = status else { return Ok(SendDecision::NotFound) };
+            let status = Status::parse(&status).map_err(|e| StoreError::Other(e.0))?;
+            if status == Status::Created {
+                return Ok(SendDecision::Queued(accepted()));
+            }
+            let seen = seen.as_ref().map_err(store_error_of)?;
+            Ok(if seen.contains(&(cmd.gift_id.as_uuid(), cmd.key.as_str().to_owned())) {
+                SendDecision::Replay(accepted())
+            } else {
+                SendDecision::Conflict(status)
+            })
+        })
+        .collect();
+    Ran { answers, error: seen.err() }
 }
 
 /// The gift's status as the send found it (CREATED: it queued the gift), or `None` for no gift.
@@ -127,4 +144,45 @@ async fn seen_requests(c: &mut PgConnection, cmds: &[&SendCommand]) -> Result<Ve
     .bind(cmds.iter().map(|c| c.key.as_str().to_owned()).collect::<Vec<_>>())
     .fetch_all(c)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use gift_core::domain::{GiftId, IdempotencyKey};
+
+    use super::*;
+
+    fn cmd(gift: u128, key: &str) -> SendCommand {
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let key = IdempotencyKey::parse(key).unwrap();
+        SendCommand { gift_id: GiftId::from_random(gift), key, now, outbox_available_at: now, trace: None }
+    }
+
+    fn found(statuses: &[Option<&str>]) -> Vec<Option<String>> {
+        statuses.iter().map(|s| s.map(str::to_owned)).collect()
+    }
+
+    /// The batch's send statement committed: a failure of the replay-or-conflict read that
+    /// follows fails only the sends it had to settle. A send it queued answers queued (not a
+    /// 503 for an accepted send), an unknown gift not found, and the pool sees the error.
+    #[test]
+    fn a_failed_second_statement_fails_only_the_sends_it_had_to_settle() {
+        let cmds = [cmd(1, "new"), cmd(2, "again"), cmd(3, "ghost")];
+        let ran = decide(&cmds, found(&[Some("CREATED"), Some("QUEUED"), None]), Err(sqlx::Error::PoolTimedOut));
+        assert!(matches!(ran.answers[0], Ok(SendDecision::Queued(_))), "{:?}", ran.answers[0]);
+        assert!(matches!(ran.answers[1], Err(StoreError::Unavailable(_))), "{:?}", ran.answers[1]);
+        assert!(matches!(ran.answers[2], Ok(SendDecision::NotFound)), "{:?}", ran.answers[2]);
+        assert!(ran.error.is_some(), "the pool hears of the failure");
+    }
+
+    #[test]
+    fn settled_sends_replay_their_own_key_and_conflict_on_another() {
+        let cmds = [cmd(1, "new"), cmd(2, "again"), cmd(3, "other")];
+        let seen = vec![(GiftId::from_random(2).as_uuid(), "again".to_owned())];
+        let ran = decide(&cmds, found(&[Some("CREATED"), Some("QUEUED"), Some("SENT")]), Ok(seen));
+        assert!(matches!(ran.answers[0], Ok(SendDecision::Queued(_))));
+        assert!(matches!(ran.answers[1], Ok(SendDecision::Replay(_))));
+        assert!(matches!(ran.answers[2], Ok(SendDecision::Conflict(Status::Sent))));
+        assert!(ran.error.is_none());
+    }
 }

@@ -10,8 +10,9 @@
 //! An item is only ever run once, by whichever statement took it off the queue, and a call
 //! whose future is dropped while its item is still queued takes the item back, so a client
 //! that gave up does not leave work to be done later by a stranger. A statement that fails
-//! fails every item in it, which is what each of those calls would have seen from its own
-//! statement had the failure been the database's.
+//! fails every item it had not yet decided, which is what each of those calls would have seen
+//! from its own statement had the failure been the database's; an item a committed statement
+//! already decided keeps its answer ([`Ran`]).
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -24,6 +25,20 @@ use crate::sql::{store_error, store_error_of};
 
 /// One item's answer.
 pub(crate) type Answer<T> = Result<T, StoreError>;
+
+/// What a run came to: each item's answer, in order, and the driver's error if a statement
+/// failed after others had committed (the pool sees it and closes a broken connection; the
+/// items decided before it keep their answers).
+pub(crate) struct Ran<T> {
+    pub answers: Vec<Answer<T>>,
+    pub error: Option<sqlx::Error>,
+}
+
+impl<T> Ran<T> {
+    pub(crate) fn answered(answers: Vec<Answer<T>>) -> Self {
+        Self { answers, error: None }
+    }
+}
 
 /// A statement that can carry several callers' items.
 pub(crate) trait Statement: 'static {
@@ -39,9 +54,10 @@ pub(crate) trait Statement: 'static {
         false
     }
 
-    /// Runs `items` and answers each, in order. An `Err` is the driver's error for the whole
-    /// statement: every item fails with it, and the pool sees it (a broken connection is closed).
-    fn run<'c>(c: &'c mut PgConnection, items: &'c [Self::Item]) -> OpFuture<'c, Vec<Answer<Self::Output>>>;
+    /// Runs `items` and answers each, in order. An `Err` is the driver's error before any
+    /// item was decided: every item fails with it, and the pool sees it (a broken connection
+    /// is closed). A failure after some items were committed is a [`Ran`] with its error.
+    fn run<'c>(c: &'c mut PgConnection, items: &'c [Self::Item]) -> OpFuture<'c, Ran<Self::Output>>;
 }
 
 struct Queued<S: Statement> {
@@ -164,10 +180,10 @@ impl<S: Statement> Drop for Withdraw<'_, S> {
 async fn run_and_answer<S: Statement>(c: &mut PgConnection, queued: Vec<Queued<S>>) -> Result<(), sqlx::Error> {
     let (items, dones): (Vec<S::Item>, Vec<_>) = queued.into_iter().map(|q| (q.item, q.done)).unzip();
     let (answers, result) = match S::run(c, &items).await {
-        Ok(answers) if answers.len() == items.len() => (answers, Ok(())),
-        Ok(answers) => {
+        Ok(Ran { answers, error }) if answers.len() == items.len() => (answers, error.map_or(Ok(()), Err)),
+        Ok(Ran { answers, error }) => {
             let wrong = format!("{} answers for {} items", answers.len(), items.len());
-            (items.iter().map(|_| Err(StoreError::Other(wrong.clone()))).collect(), Ok(()))
+            (items.iter().map(|_| Err(StoreError::Other(wrong.clone()))).collect(), error.map_or(Ok(()), Err))
         }
         Err(e) => (items.iter().map(|_| Err(store_error_of(&e))).collect(), Err(e)),
     };
