@@ -25,10 +25,18 @@ environment), so it is compared one way and against a list: every name it sets
 must be read by gift-admin, and it must set MIGRATE_NEEDS. While bins/src has
 no gift-admin, only the list is checked, and the report says so.
 
+gift-admin's other subcommands (show, list-*, redrive-dlq, retry) run as
+one-off tasks of the worker's task definition (docs/runbook.md). So the worker
+task definition must also set every name those subcommands read (SQS_DLQ_URL
+for redrive-dlq, for one), and a name it sets that gift-worker does not read
+is not dead config when gift-admin reads it outside `migrate`.
+
 Rules (per container, or on the union in fallback mode)
   * read but not set                         -> error (the incident of 000_*:
-    the app read DATABASE_URL while Terraform set DB_*; every task failed)
-  * set but not read                         -> error (dead, misplaced or misspelt config)
+    the app read DATABASE_URL while Terraform set DB_*; every task failed);
+    for the worker task definition, also what gift-admin reads outside migrate
+  * set but not read                         -> error (dead, misplaced or misspelt config);
+    in the worker task definition, read by gift-worker or by gift-admin outside migrate
   * LOCAL_ONLY names must not be set by Terraform:
       AWS_ENDPOINT_URL_SQS  points the SQS client at a local emulator
       DATABASE_URL          the alternative to DB_*; Terraform uses the split form
@@ -129,6 +137,13 @@ class Reads:
             return None
         return self.names_of_struct(struct) | self.names_of_struct(key)
 
+    def subcommands(self, struct: str) -> list[str]:
+        """The variants of the subcommand enum of the binary struct `struct`, sorted."""
+        enum = self.subcommand_enum.get(struct)
+        if enum is None:
+            return []
+        return sorted(k.split("::", 1)[1] for k in self.struct_names if k.startswith(f"{enum}::"))
+
     def per_binary(self) -> dict[str, set[str]] | None:
         if "gift-api" not in self.binary_struct or "gift-worker" not in self.binary_struct:
             return None
@@ -217,6 +232,11 @@ def names_read(bins_src: Path) -> Reads:
     return reads
 
 
+def kebab(variant: str) -> str:
+    """A clap subcommand's name from its variant: RedriveDlq -> redrive-dlq."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", variant).lower()
+
+
 def unwrap(value):
     # bc-python-hcl2 wraps attribute values in one-element lists.
     while isinstance(value, list) and len(value) == 1:
@@ -294,11 +314,22 @@ def main() -> int:
     set_any = containers["api"] | containers["worker"]
     per_binary = reads.per_binary()
     admin_reads = None
+    # What gift-admin reads when the operator runs it with the worker's task
+    # definition: every subcommand but migrate, name -> the subcommands.
+    admin_ops: dict[str, list[str]] = {}
     if per_binary is not None and "gift-admin" in reads.binary_struct:
-        admin_reads = reads.names_of_subcommand(reads.binary_struct["gift-admin"], "Migrate")
+        admin_struct = reads.binary_struct["gift-admin"]
+        admin_reads = reads.names_of_subcommand(admin_struct, "Migrate")
         admin_scope = "its migrate subcommand"
         if admin_reads is None:
             admin_reads, admin_scope = per_binary["gift-admin"], "the whole binary (no Migrate subcommand found)"
+        others = [v for v in reads.subcommands(admin_struct) if v != "Migrate"]
+        for variant in others or [None]:
+            names = reads.names_of_struct(admin_struct)
+            if variant is not None:
+                names = reads.names_of_subcommand(admin_struct, variant) or names
+            for name in names - set(LOCAL_ONLY):
+                admin_ops.setdefault(name, []).append(kebab(variant) if variant else "gift-admin")
 
     errors: list[str] = []
     if per_binary is not None:
@@ -307,11 +338,19 @@ def main() -> int:
         for container, binary in (("api", "gift-api"), ("worker", "gift-worker")):
             wanted = per_binary[binary] - set(LOCAL_ONLY)
             have = containers[container]
+            also_read = set(admin_ops) if container == "worker" else set()
             for name in sorted(wanted - have):
                 errors.append(f"{name}: read by {binary} but not set in the {container} task definition")
-            for name in sorted(have - per_binary[binary] - shared):
+            for name in sorted(have - per_binary[binary] - shared - also_read):
                 errors.append(f"{name}: set in the {container} task definition but not read by {binary}")
-        deployed = per_binary["gift-api"] | per_binary["gift-worker"]
+        # The operator runs gift-admin (all but migrate) with the worker's task definition.
+        for name in sorted(set(admin_ops) - containers["worker"]):
+            errors.append(
+                f"{name}: read by gift-admin {', '.join(sorted(set(admin_ops[name])))}, which runs with the worker's "
+                "task definition, but not set there"
+            )
+        deployed = per_binary["gift-api"] | per_binary["gift-worker"] | per_binary.get("gift-admin", set())
+        deployed |= set(admin_ops) | (admin_reads or set())
         for name in sorted(shared - set(LOCAL_ONLY) - set_any):
             errors.append(f"{name}: read by shared code ({', '.join(read[name])}) but set by neither task definition")
         local_only_binary = set(read) - deployed - shared
@@ -359,6 +398,8 @@ def main() -> int:
     if per_binary is not None:
         for b in sorted(reads.binary_struct):
             print(f"  {b}: struct {reads.binary_struct[b]}, {len(per_binary.get(b, set()))} names")
+        if admin_ops:
+            print(f"  worker task definition, also for gift-admin (all but migrate): {len(admin_ops)} names")
     print(f"  migrate task ({len(migrate)} names): {migrate_mode}")
     all_names = set(read) | set_any
     width = max(len(n) for n in all_names)
@@ -366,7 +407,10 @@ def main() -> int:
     def read_by(name: str, binary: str) -> str:
         if per_binary is None:
             return "yes" if name in read else "NO"
-        return "yes" if name in per_binary.get(binary, set()) else "-"
+        names = per_binary.get(binary, set())
+        if binary == "gift-admin":  # its subcommands too
+            names = names | set(admin_ops) | (admin_reads or set())
+        return "yes" if name in names else "-"
 
     def mark(name: str, container: str) -> str:
         if name not in containers[container]:
@@ -374,7 +418,7 @@ def main() -> int:
         return "secret" if name in secrets else "env"
 
     if per_binary is not None:
-        print(f"  {'NAME'.ljust(width)}  gift-api  api     gift-worker  worker  gift-local  note")
+        print(f"  {'NAME'.ljust(width)}  gift-api  api     gift-worker  worker  gift-admin  gift-local  note")
     else:
         print(f"  {'NAME'.ljust(width)}  read  api     worker  note")
     for name in sorted(all_names | migrate):
@@ -382,6 +426,8 @@ def main() -> int:
             note = f"local-only: {LOCAL_ONLY[name]}"
         elif name in migrate:
             note = "migrate task" + ("" if name in set_any else " only")
+        elif name in admin_ops and name in containers["worker"] and name not in per_binary.get("gift-worker", set()):
+            note = "worker task definition, for gift-admin only (gift-worker does not read it)"
         elif name in local_only_binary:
             note = "gift-local only (never deployed)"
         elif name not in read:
@@ -391,7 +437,8 @@ def main() -> int:
         if per_binary is not None:
             print(
                 f"  {name.ljust(width)}  {read_by(name, 'gift-api'):<8}  {mark(name, 'api'):<6}  "
-                f"{read_by(name, 'gift-worker'):<11}  {mark(name, 'worker'):<6}  {read_by(name, 'gift-local'):<10}  {note}"
+                f"{read_by(name, 'gift-worker'):<11}  {mark(name, 'worker'):<6}  {read_by(name, 'gift-admin'):<10}  "
+                f"{read_by(name, 'gift-local'):<10}  {note}"
             )
         else:
             print(f"  {name.ljust(width)}  {read_by(name, ''):<4}  {mark(name, 'api'):<6}  {mark(name, 'worker'):<6}  {note}")

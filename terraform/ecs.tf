@@ -12,7 +12,9 @@
 # These six maps are everything the binaries receive. scripts/check-infra
 # parses them and compares their keys with every `env = "NAME"` in
 # bins/src/**/*.rs, in both directions (for migrate: every name it sets must be
-# read by gift-admin); keep them plain map literals so the check can read them.
+# read by gift-admin; for the worker: a name gift-worker does not read must be
+# one gift-admin reads, since the operator runs gift-admin with the worker's
+# task definition); keep them plain map literals so the check can read them.
 # Not set here on purpose:
 #   DATABASE_URL          - the alternative to DB_*; Terraform uses the split form
 #   AWS_ENDPOINT_URL_SQS  - local emulators only; in AWS the SDK's default endpoint is right
@@ -71,6 +73,10 @@ locals {
     VISIBILITY_TIMEOUT_SECONDS = tostring(var.sqs_visibility_timeout_seconds)
     HEARTBEAT_FILE             = var.heartbeat_file
     TOKIO_WORKER_THREADS       = tostring(max(1, floor(var.worker_cpu / 1024)))
+    # For gift-admin, not the worker: the runbook runs `gift-admin redrive-dlq`
+    # as a one-off task of this task definition, so the override needs no URL.
+    # gift-worker does not read it and never consumes the DLQ (iam.tf).
+    SQS_DLQ_URL = aws_sqs_queue.dlq.url
   }
 
   # Injected by the ECS agent (execution role) from Secrets Manager.

@@ -1,6 +1,7 @@
 # IAM. The execution role (used by the ECS agent: pull the image, write
 # awslogs, inject secrets) is separate from the task roles (used by the
-# binaries: SQS on the one queue, nothing else). The migrate and db-admin
+# binaries: SQS on the send queue, and for the worker's role also the DLQ
+# reads gift-admin needs; nothing else). The migrate and db-admin
 # one-off tasks have an execution role of their own and no task role: they
 # call no AWS API.
 
@@ -91,7 +92,7 @@ resource "aws_iam_role_policy" "execution_secrets" {
   policy = data.aws_iam_policy_document.execution_secrets[each.key].json
 }
 
-# --- task roles: one per service, scoped to the main queue ------------------------
+# --- task roles: one per service, scoped to the queues ------------------------------
 
 resource "aws_iam_role" "api_task" {
   name               = "${local.name}-api-task"
@@ -118,7 +119,7 @@ resource "aws_iam_role_policy" "api_task" {
 
 resource "aws_iam_role" "worker_task" {
   name               = "${local.name}-worker-task"
-  description        = "gift-worker: consume the send queue and relay the outbox to it"
+  description        = "gift-worker: consume the send queue and relay the outbox to it; gift-admin (same task definition): redrive the DLQ"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
 
@@ -133,6 +134,25 @@ data "aws_iam_policy_document" "worker_task" {
       "sqs:SendMessage",
     ]
     resources = [aws_sqs_queue.main.arn]
+  }
+
+  # Not for the worker: gift-worker never reads the DLQ (it reads only
+  # SQS_QUEUE_URL; SQS itself moves a message there after max_receives).
+  # `gift-admin redrive-dlq` runs as a one-off task of the worker's task
+  # definition (docs/runbook.md), so it has this role: it receives from the
+  # DLQ, deletes what it decided, and makes the rest visible again. The
+  # re-arm goes through the outbox, so it needs nothing more on the send
+  # queue. GetQueueAttributes reads only metadata (depth, ARN); redrive-dlq
+  # does not call it today.
+  statement {
+    sid = "AdminRedriveDlq"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [aws_sqs_queue.dlq.arn]
   }
 }
 
