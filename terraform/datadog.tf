@@ -6,7 +6,7 @@
 # Two sources of metrics. aws.* come from CloudWatch through the integration,
 # about 10 minutes late (datadog_aws_evaluation_delay_seconds). gift.* come from
 # the binaries through DogStatsD to the agent sidecar within seconds, tagged
-# service (gift-api | gift-worker, local.dd_service), env and version; they see
+# service (<project>-api | <project>-worker, local.dd_service), env and version; they see
 # what AWS cannot (which route failed, accept-to-SENT time, the outbox) and the
 # monitors use them where they do. The AWS ones stay where they stand on their
 # own: what the ALB answers without the app, task counts, the queue, RDS.
@@ -43,8 +43,9 @@ locals {
   dd_app_worker = "env:${lower(var.environment)},service:${local.dd_service["worker"]}"
   # The ALB health checks are requests too in the app's count; not in the ALB's.
   dd_api_traffic = "${local.dd_app_api},!route:/healthz"
-  # Logs: `service` comes from the app's own JSON field (api | worker);
-  # project/env come from the FireLens dd_tags.
+  # Logs: `service` comes from the app's own JSON field (DD_SERVICE, the same
+  # local.dd_service names; gift-admin's lines say `admin`); project/env come
+  # from the FireLens dd_tags.
   dd_logs = "project:${var.project} env:${var.environment}"
 
   dd_monitor_tags = ["project:${var.project}", "env:${var.environment}", "managed-by:terraform"]
@@ -178,7 +179,9 @@ resource "aws_iam_role_policy_attachment" "datadog_integration_security_audit" {
 # --- logs ---------------------------------------------------------------------------
 # No custom log pipeline is needed: after FireLens' parse-json the app's fields
 # are top-level attributes, and the ones Datadog reserves are already right:
-# `status` is the level (info | warn | error), `service` is api | worker,
+# `status` is the level (info | warn | error), `service` is DD_SERVICE
+# (<project>-api | <project>-worker; `admin` for gift-admin run as a one-off
+# task of the worker's task definition, which does not read DD_SERVICE),
 # `message` is the text, `timestamp` is RFC 3339. The gift's outcome is in
 # `event` (CREATED, QUEUED, SENT, RETRY, FAILED, ...), see docs/observability.md.
 
@@ -406,10 +409,10 @@ resource "datadog_monitor" "accept_to_sent_slo" {
   type    = "query alert"
   query   = "percentile(last_30m):p95:gift.accept_to_sent{${local.dd_app_worker}} > ${var.accept_to_sent_p95_critical_seconds}"
   message = <<-EOT
-    95% of the gifts SENT in the last 30 minutes took up to {{value}} s from the accepted send (202) to SENT; the SLO is 95% within 5 minutes.
-    Retries take seconds each, so minutes mean a backlog (queue, worker, database) or sends that wait for the relay's re-arm.
-    Only SENT gifts count: sends that are not delivered at all show in monitors 5, 6 and 10.
-    Runbook: ${local.runbook_url}#sqs-backlog and #stuck-queued
+    95% of the gifts SENT in the last 30 minutes took up to {{value}} s from QUEUED (the accepted send's 202, or a later re-arm or retry) to SENT; the SLO is 95% within 5 minutes.
+    Retries take seconds each, so minutes mean a backlog: the queue (monitor 5), the outbox (monitor 10), the worker or the database.
+    Only SENT gifts count: sends that are not delivered at all show in monitors 5, 6 and 10, and a re-armed send counts from its re-arm.
+    Runbook: ${local.runbook_url}#accept-to-sent-above-the-slo (and #sqs-backlog)
     ${var.datadog_notify}
   EOT
 
@@ -437,7 +440,7 @@ resource "datadog_monitor" "outbox_oldest_age" {
     {{#is_warning}}The oldest due outbox row has waited {{value}} s to be published to SQS.{{/is_warning}}
     {{#is_no_data}}No worker has reported gift.outbox.oldest_age for 30 minutes: the worker is down or its metrics do not reach the agent (DOGSTATSD_ADDR).{{/is_no_data}}
     The relay in the worker publishes due rows every ${var.relay_interval_ms} ms; PUBLISH_FAILED warnings say why it cannot (SQS, IAM), RELAY_FAILED errors mean the database.
-    Runbook: ${local.runbook_url}#stuck-queued (and #worker-stopped)
+    Runbook: ${local.runbook_url}#outbox-not-publishing (and #worker-stopped)
     ${var.datadog_notify}
   EOT
 
@@ -467,7 +470,7 @@ resource "datadog_monitor" "pseudo_send_failures" {
     {{value}}% of the worker's send attempts failed over 30 minutes; SEND_FAILURE_RATE is ${var.send_failure_rate}, so about ${format("%.4g", var.send_failure_rate * 100)}% is the design.
     Every failed attempt is retried after RETRY_BACKOFF_SECONDS, up to ${var.max_receives} receives; more failures mean later SENTs and more FAILED gifts.
     With few sends (at night) a handful of failures can cross the line: check the count on the dashboard before acting.
-    Runbook: ${local.runbook_url}#sqs-backlog and #dlq-redrive-failed-gifts
+    Runbook: ${local.runbook_url}#send-failures-above-the-designed-rate (and #dlq-redrive-failed-gifts)
     ${var.datadog_notify}
   EOT
 
@@ -497,7 +500,7 @@ resource "datadog_monitor" "alb_elb_5xx" {
   message = <<-EOT
     {{value}}% of the requests to the ALB got a 5xx from the ALB itself over 30 minutes (critical: ${var.api_5xx_percent_critical}%), not from the app.
     502 = a task reset the connection or exited mid-request, 503 = no healthy target, 504 = a task did not answer within the idle timeout.
-    Runbook: ${local.runbook_url}#first-response
+    Runbook: ${local.runbook_url}#alb-generated-5xx (and #first-response)
     ${var.datadog_notify}
   EOT
 
