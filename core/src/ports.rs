@@ -105,8 +105,12 @@ pub trait Store: Send + Sync + 'static {
     /// `QUEUED → FAILED` with `last_error` if still QUEUED.
     async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError>;
 
-    /// Outbox rows whose `available_at <= now`, oldest first.
-    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Claims up to `limit` outbox rows due at `now` (`available_at <= now`, and no claim
+    /// running past `now`), oldest first, until `until`: a concurrent claim (another
+    /// worker's relay) passes them over, and a row whose publish never lands is due again
+    /// when its claim lapses. A claim whose `until` is not after `now` reads what is due and
+    /// holds nothing.
+    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError>;
 
     /// Removes the outbox row once its message is known to be on the queue. A store may
     /// return before the row is gone (PostgreSQL batches removals off the request's path);

@@ -18,6 +18,9 @@ pub struct RelayConfig {
     pub interval: Duration,
     /// Outbox rows published per pass.
     pub batch: u32,
+    /// How long a pass's claim on its rows lasts: long enough to publish `batch` rows. A row
+    /// left unpublished (the queue failed mid-pass, the worker died) is due again after it.
+    pub claim: Duration,
     /// A QUEUED gift untouched this long, with no outbox row, is assumed to have lost its
     /// message and is re-armed. Must exceed the worst retry window (5 receives × backoff
     /// plus visibility timeouts), or healthy retries get duplicate messages.
@@ -26,7 +29,12 @@ pub struct RelayConfig {
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { interval: Duration::from_secs(1), batch: 100, stale_after: Duration::from_secs(900) }
+        Self {
+            interval: Duration::from_secs(1),
+            batch: 100,
+            claim: Duration::from_secs(30),
+            stale_after: Duration::from_secs(900),
+        }
     }
 }
 
@@ -65,7 +73,8 @@ pub async fn relay_once(deps: &Deps, config: RelayConfig) -> Result<RelayPass, A
 }
 
 async fn publish_due(deps: &Deps, config: RelayConfig, now: Timestamp, pass: &mut RelayPass) -> Result<(), AppError> {
-    for entry in deps.store.outbox_due(now, config.batch).await? {
+    let until = now + chrono::Duration::from_std(config.claim).unwrap_or(chrono::Duration::MAX);
+    for entry in deps.store.outbox_claim(now, until, config.batch).await? {
         let body = SendMessage { gift_id: entry.gift_id, request_id: entry.request_id.clone() }.to_body();
         match deps.queue.publish(&body, entry.trace.as_ref()).await {
             Ok(message_id) => {

@@ -65,12 +65,14 @@ pub(crate) type MigrationFile = (i64, &'static str, &'static str);
 pub(crate) const SQLITE_MIGRATIONS: &[MigrationFile] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "outbox trace", include_str!("../migrations/sqlite/0002_outbox_trace.sql")),
+    (3, "outbox claim", include_str!("../migrations/sqlite/0003_outbox_claim.sql")),
 ];
 
 #[cfg(feature = "postgres")]
 pub(crate) const POSTGRES_MIGRATIONS: &[MigrationFile] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "outbox trace", include_str!("../migrations/postgres/0002_outbox_trace.sql")),
+    (3, "outbox claim", include_str!("../migrations/postgres/0003_outbox_claim.sql")),
 ];
 
 pub(crate) fn migrator(files: &[MigrationFile]) -> sqlx::migrate::Migrator {

@@ -286,8 +286,13 @@ impl Store for TappedStore {
         Ok(applied)
     }
 
-    async fn outbox_due(&self, now: gift_core::domain::Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.outbox_due(now, limit).await
+    async fn outbox_claim(
+        &self,
+        now: gift_core::domain::Timestamp,
+        until: gift_core::domain::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.outbox_claim(now, until, limit).await
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {

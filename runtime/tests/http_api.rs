@@ -220,7 +220,7 @@ impl Store for DownStore {
     async fn mark_failed(&self, _: GiftId, _: &str, _: Timestamp) -> Result<bool, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
-    async fn outbox_due(&self, _: Timestamp, _: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+    async fn outbox_claim(&self, _: Timestamp, _: Timestamp, _: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
     async fn outbox_remove(&self, _: &OutboxEntry) -> Result<(), StoreError> {

@@ -164,8 +164,8 @@ impl Store for LostUpdateStore {
         self.inner.mark_failed(id, error, now).await
     }
 
-    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.outbox_due(now, limit).await
+    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.outbox_claim(now, until, limit).await
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
@@ -281,8 +281,8 @@ impl Store for OldExistsSend {
         self.inner.mark_failed(id, error, now).await
     }
 
-    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.outbox_due(now, limit).await
+    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.outbox_claim(now, until, limit).await
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
@@ -352,7 +352,7 @@ fn gifts_of(op: &Op) -> Vec<G> {
         | Op::MarkFailed { gift }
         | Op::OutboxRemove { gift, .. } => vec![*gift],
         Op::GetGifts { gifts } | Op::MarkSentAll { gifts } => gifts.clone(),
-        Op::OutboxDue => Vec::new(),
+        Op::OutboxClaim { .. } => Vec::new(),
     }
 }
 

@@ -199,9 +199,9 @@ impl Store for FaultyStore {
         self.answered(StoreCall::MarkFailed { gift: id, applied }, true, r)
     }
 
-    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         self.before().await?;
-        let r = self.inner.outbox_due(now, limit).await;
+        let r = self.inner.outbox_claim(now, until, limit).await;
         let entries = r.as_ref().map_or(0, Vec::len);
         self.answered(StoreCall::OutboxDue { entries }, false, r)
     }

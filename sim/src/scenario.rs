@@ -31,7 +31,12 @@ use crate::world::{World, MAX_RECEIVES};
 
 /// Settings shared by every seed (the world varies the rest).
 const STALE_AFTER: Duration = Duration::from_secs(120);
-const RELAY: RelayConfig = RelayConfig { interval: Duration::from_millis(500), batch: 100, stale_after: STALE_AFTER };
+const RELAY: RelayConfig = RelayConfig {
+    interval: Duration::from_millis(500),
+    batch: 100,
+    claim: Duration::from_secs(30),
+    stale_after: STALE_AFTER,
+};
 const LIVENESS_DEADLINE: Duration = Duration::from_secs(3_600);
 const PUBLISH_GRACE: Duration = Duration::from_secs(2);
 

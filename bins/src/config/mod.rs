@@ -181,6 +181,7 @@ impl WorkerArgs {
         Ok(gift_core::relay::RelayConfig {
             interval: Duration::from_millis(self.relay_interval_ms),
             batch: 100,
+            claim: gift_core::relay::RelayConfig::default().claim,
             stale_after: Duration::from_secs(stale),
         })
     }

@@ -49,8 +49,9 @@ async fn status_of(store: &dyn Store, gift: &Gift) -> Status {
     store.get_gift(gift.id).await.unwrap().expect("gift exists").status
 }
 
+/// The gift's rows due at `now`, read by a claim that holds nothing.
 async fn due_for(store: &dyn Store, gift: &Gift, now: Timestamp) -> Vec<OutboxEntry> {
-    let due = store.outbox_due(now, 10_000).await.unwrap();
+    let due = store.outbox_claim(now, now, 10_000).await.unwrap();
     due.into_iter().filter(|e| e.gift_id == gift.id).collect()
 }
 
@@ -60,7 +61,7 @@ async fn remove_and_settle(store: &dyn Store, entry: &OutboxEntry) {
     store.outbox_remove(entry).await.unwrap();
     let any_time = rt::now_utc() + chrono::Duration::days(3650);
     for _ in 0..500 {
-        if !store.outbox_due(any_time, 10_000).await.unwrap().contains(entry) {
+        if !store.outbox_claim(any_time, any_time, 10_000).await.unwrap().contains(entry) {
             return;
         }
         rt::sleep(std::time::Duration::from_millis(10)).await;
@@ -405,6 +406,36 @@ pub async fn outbox_keeps_each_sends_trace(store: Arc<dyn Store>) {
     }
 }
 
+/// Claims are exclusive while they last: relays claiming at once share the due rows without
+/// overlap, a row claimed is not due again until its claim lapses, and then it is.
+pub async fn claims_share_the_due_rows_until_they_lapse(store: Arc<dyn Store>) {
+    let now = rt::now_utc();
+    let mut gifts = Vec::new();
+    for _ in 0..12 {
+        let gift = created(&*store, now).await;
+        store.request_send(&cmd(&gift, "c", now)).await.unwrap();
+        gifts.push(gift);
+    }
+    let ours = |rows: Vec<OutboxEntry>| -> Vec<GiftId> {
+        rows.into_iter().map(|e| e.gift_id).filter(|g| gifts.iter().any(|x| x.id == *g)).collect()
+    };
+    let (at, until) = (now + chrono::Duration::seconds(10), now + chrono::Duration::seconds(100));
+    let claims = (0..3).map(|_| {
+        let store = store.clone();
+        async move { store.outbox_claim(at, until, 5).await.unwrap() }
+    });
+    let claimed: Vec<Vec<GiftId>> = join_all(claims).await.into_iter().map(ours).collect();
+    let mut all: Vec<GiftId> = claimed.concat();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a row claimed twice: {claimed:?}");
+    assert_eq!(all.len(), 12, "three claims of 5 take all 12 rows: {claimed:?}");
+    assert!(ours(store.outbox_claim(at, until, 100).await.unwrap()).is_empty(), "claimed rows are not due");
+    let lapsed = now + chrono::Duration::seconds(101);
+    assert_eq!(ours(store.outbox_claim(lapsed, lapsed, 100).await.unwrap()).len(), 12, "due again once lapsed");
+}
+
 /// Removals that arrive together (a busy API) all take effect.
 pub async fn parallel_outbox_removals_all_land(store: Arc<dyn Store>) {
     let now = rt::now_utc();
@@ -511,6 +542,7 @@ where
     concurrent_sends_answer_each(fresh().await).await;
     outbox_follows_the_send(&*fresh().await).await;
     outbox_keeps_each_sends_trace(fresh().await).await;
+    claims_share_the_due_rows_until_they_lapse(fresh().await).await;
     parallel_outbox_removals_all_land(fresh().await).await;
     rearm_finds_only_stale_queued(&*fresh().await).await;
     let store = fresh().await;

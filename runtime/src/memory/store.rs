@@ -20,6 +20,8 @@ struct State {
     send_requests: BTreeSet<(GiftId, IdempotencyKey)>,
     /// (available_at, gift, key, trace): ordered the way `outbox_due` returns them.
     outbox: BTreeSet<(Timestamp, GiftId, IdempotencyKey, Option<TraceParent>)>,
+    /// The relay's claims on outbox rows: until when each is held.
+    claims: BTreeMap<(GiftId, IdempotencyKey), Timestamp>,
 }
 
 impl MemoryStore {
@@ -110,19 +112,27 @@ impl Store for MemoryStore {
         Ok(self.set_status(id, Status::Failed, Some(error), now))
     }
 
-    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        Ok(self
-            .lock()
+    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut st = self.lock();
+        let st = &mut *st;
+        let claimed: Vec<OutboxEntry> = st
             .outbox
             .iter()
             .take_while(|(at, _, _, _)| *at <= now)
+            .filter(|(_, g, k, _)| st.claims.get(&(*g, k.clone())).is_none_or(|c| *c <= now))
             .take(limit as usize)
             .map(|(_, gift_id, key, trace)| OutboxEntry { gift_id: *gift_id, request_id: key.clone(), trace: *trace })
-            .collect())
+            .collect();
+        for entry in &claimed {
+            st.claims.insert((entry.gift_id, entry.request_id.clone()), until);
+        }
+        Ok(claimed)
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.lock().outbox.retain(|(_, g, k, _)| !(*g == entry.gift_id && *k == entry.request_id));
+        let mut st = self.lock();
+        st.outbox.retain(|(_, g, k, _)| !(*g == entry.gift_id && *k == entry.request_id));
+        st.claims.remove(&(entry.gift_id, entry.request_id.clone()));
         Ok(())
     }
 

@@ -210,16 +210,27 @@ impl Store for PgStore {
         self.finish(id, Status::Failed, Some(error.to_owned()), now).await
     }
 
-    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+    /// `FOR UPDATE`, not `SKIP LOCKED`: a claim at the same moment waits for this one's rows
+    /// (one statement, so not long), then finds them claimed and passes them over; a claim
+    /// that is rolled back (its backend killed) leaves them to the waiter. Skipping instead
+    /// would let a claim miss rows another claim only locked and then gave back, which no
+    /// order of the two explains (the store's linearizability test finds it). The rows come
+    /// back oldest first by their own due time (an UPDATE's RETURNING has no order).
+    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = self
             .pool
             .run(move |c| {
                 Box::pin(async move {
                     sqlx::query(
-                        "SELECT gift_id, request_id, traceparent FROM outbox WHERE available_at <= $1 \
-                         ORDER BY available_at, gift_id, request_id LIMIT $2",
+                        "WITH due AS (SELECT gift_id, request_id, available_at FROM outbox \
+                                      WHERE available_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
+                                      ORDER BY available_at, gift_id, request_id LIMIT $3 FOR UPDATE) \
+                         UPDATE outbox o SET claimed_until = $2 FROM due \
+                         WHERE o.gift_id = due.gift_id AND o.request_id = due.request_id \
+                         RETURNING o.gift_id, o.request_id, o.traceparent, due.available_at",
                     )
                     .bind(now)
+                    .bind(until)
                     .bind(i64::from(limit))
                     .fetch_all(c)
                     .await
@@ -227,7 +238,12 @@ impl Store for PgStore {
             })
             .await
             .map_err(store_error)?;
-        rows.iter().map(outbox_from_row).collect()
+        let mut claimed = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<Timestamp, _>("available_at").map_err(store_error)?, outbox_from_row(row)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        claimed.sort();
+        Ok(claimed.into_iter().map(|(_, entry)| entry).collect())
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {

@@ -141,15 +141,29 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
         let rows = sqlx::query(
-            "SELECT gift_id, request_id, traceparent FROM outbox WHERE available_at <= ? ORDER BY available_at, gift_id, request_id LIMIT ?",
+            "SELECT gift_id, request_id, traceparent FROM outbox \
+             WHERE available_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) \
+             ORDER BY available_at, gift_id, request_id LIMIT ?",
         )
         .bind(micros(now))
+        .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(store_error)?;
+        for row in &rows {
+            sqlx::query("UPDATE outbox SET claimed_until = ? WHERE gift_id = ? AND request_id = ?")
+                .bind(micros(until))
+                .bind(row.try_get::<String, _>("gift_id").map_err(bad_row)?)
+                .bind(row.try_get::<String, _>("request_id").map_err(bad_row)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
         rows.iter()
             .map(|r| {
                 Ok(OutboxEntry {

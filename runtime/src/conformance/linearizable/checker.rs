@@ -238,7 +238,7 @@ pub(crate) mod tests {
             rec(1, 1, 6, send(g, B), decided(Decision::Conflict(Status::Queued))),
             // Overlaps the send, so it may read before it.
             rec(2, 2, 7, Op::Get { gift: g }, read(Status::Created)),
-            rec(3, 3, 8, Op::OutboxDue, Ok(Answer::Due(vec![(g, A)]))),
+            rec(3, 3, 8, Op::OutboxClaim { hold: false }, Ok(Answer::Due(vec![(g, A)]))),
             rec(0, 9, 10, Op::MarkSentAll { gifts: vec![g, g] }, Ok(Answer::WonEach(vec![true, false]))),
             rec(1, 11, 12, send(g, A), decided(Decision::Replay)),
             rec(
@@ -295,11 +295,11 @@ pub(crate) mod tests {
         let mut history = vec![
             rec(0, 0, 1, send(g, A), decided(Decision::Queued)),
             rec(0, 2, 3, Op::OutboxRemove { gift: g, key: A }, Ok(Answer::Done)),
-            rec(1, 4, 5, Op::OutboxDue, row()),
-            rec(1, 6, 7, Op::OutboxDue, Ok(Answer::Due(vec![]))),
+            rec(1, 4, 5, Op::OutboxClaim { hold: false }, row()),
+            rec(1, 6, 7, Op::OutboxClaim { hold: false }, Ok(Answer::Due(vec![]))),
         ];
         assert!(check(&history).is_ok());
-        history.push(rec(2, 8, 9, Op::OutboxDue, row()));
+        history.push(rec(2, 8, 9, Op::OutboxClaim { hold: false }, row()));
         not_linearizable(&history);
     }
 

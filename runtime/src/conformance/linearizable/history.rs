@@ -75,8 +75,12 @@ pub enum Op {
     MarkFailed {
         gift: G,
     },
-    /// Every outbox row of the history's gifts, due or not.
-    OutboxDue,
+    /// A relay's claim on every outbox row of the history's gifts, due or not: `hold` claims
+    /// them for longer than any history lasts, a peek (`hold: false`) with a claim already
+    /// lapsed, which holds nothing.
+    OutboxClaim {
+        hold: bool,
+    },
     OutboxRemove {
         gift: G,
         key: K,
@@ -86,7 +90,7 @@ pub enum Op {
 impl Op {
     /// Whether the call changes nothing, whatever it answers.
     pub fn is_read(&self) -> bool {
-        matches!(self, Op::Get { .. } | Op::GetGifts { .. } | Op::OutboxDue)
+        matches!(self, Op::Get { .. } | Op::GetGifts { .. } | Op::OutboxClaim { hold: false })
     }
 
     fn random(rng: &mut Rng) -> Op {
@@ -110,7 +114,8 @@ impl Op {
             50..62 => Op::MarkSent { gift: gift(rng) },
             62..70 => Op::MarkSentAll { gifts: gifts(rng) },
             70..78 => Op::MarkFailed { gift: gift(rng) },
-            78..90 => Op::OutboxDue,
+            78..84 => Op::OutboxClaim { hold: false },
+            84..90 => Op::OutboxClaim { hold: true },
             _ => Op::OutboxRemove { gift: gift(rng), key: key(rng) },
         }
     }
@@ -129,7 +134,8 @@ impl fmt::Display for Op {
             Op::MarkSent { gift } => write!(f, "mark_sent({gift})"),
             Op::MarkSentAll { gifts } => write!(f, "mark_sent_all([{}])", list(gifts)),
             Op::MarkFailed { gift } => write!(f, "mark_failed({gift})"),
-            Op::OutboxDue => f.write_str("outbox_due"),
+            Op::OutboxClaim { hold: true } => f.write_str("outbox_claim(hold)"),
+            Op::OutboxClaim { hold: false } => f.write_str("outbox_claim(peek)"),
             Op::OutboxRemove { gift, key } => write!(f, "outbox_remove({gift}, {key})"),
         }
     }
@@ -361,9 +367,13 @@ async fn call(store: &dyn Store, ids: &[GiftId], op: &Op) -> Result<Answer, Stor
             Answer::WonEach(store.mark_sent_all(&asked, now).await?)
         }
         Op::MarkFailed { gift } => Answer::Won(store.mark_failed(id(gift), "gave up", now).await?),
-        Op::OutboxDue => {
+        Op::OutboxClaim { hold } => {
             let mut rows = Vec::new();
-            for entry in store.outbox_due(now + chrono::Duration::days(3650), OUTBOX_LIMIT).await? {
+            // Far enough ahead that every row is due; a held claim outlasts the history, a
+            // peek's lapsed before any call of it was made.
+            let far = now + chrono::Duration::days(3650);
+            let until = if *hold { far + chrono::Duration::days(1) } else { far - chrono::Duration::days(1) };
+            for entry in store.outbox_claim(far, until, OUTBOX_LIMIT).await? {
                 // Rows of other histories' gifts are not this history's business.
                 let Some(g) = ids.iter().position(|i| *i == entry.gift_id) else { continue };
                 let Some(k) = KEYS.iter().position(|k| *k == entry.request_id.as_str()) else {

@@ -16,6 +16,9 @@ pub struct State {
     /// The accepted send requests.
     accepted: BTreeSet<(G, K)>,
     outbox: BTreeSet<(G, K)>,
+    /// Outbox rows a held claim took: no later claim answers them (no claim of a history
+    /// lapses within it).
+    claimed: BTreeSet<(G, K)>,
     /// Rows whose removal was asked for. A store may remove a row after `outbox_remove`
     /// returns (PostgreSQL batches removals off the request's path), so until a read misses
     /// it, each read may see the row or not.
@@ -28,7 +31,13 @@ impl State {
         let mut statuses = vec![Some(Status::Created); usize::from(GIFTS)];
         // The ghost, `G(GIFTS)`.
         statuses.push(None);
-        Self { statuses, accepted: BTreeSet::new(), outbox: BTreeSet::new(), removing: BTreeSet::new() }
+        Self {
+            statuses,
+            accepted: BTreeSet::new(),
+            outbox: BTreeSet::new(),
+            claimed: BTreeSet::new(),
+            removing: BTreeSet::new(),
+        }
     }
 
     fn status(&self, gift: G) -> Option<Status> {
@@ -55,7 +64,13 @@ impl fmt::Display for State {
         let gifts = self.statuses.iter().enumerate().filter_map(|(at, s)| s.map(|s| (G(at as u8), s)));
         for (n, (gift, status)) in gifts.enumerate() {
             write!(f, "{}{gift} {status}", if n == 0 { "" } else { "; " })?;
-            for (what, set) in [("key", &self.accepted), ("outbox", &self.outbox), ("removing", &self.removing)] {
+            let sets = [
+                ("key", &self.accepted),
+                ("outbox", &self.outbox),
+                ("claimed", &self.claimed),
+                ("removing", &self.removing),
+            ];
+            for (what, set) in sets {
                 let keys = keys_of(set, gift);
                 if !keys.is_empty() {
                     write!(f, " {what} {keys}")?;
@@ -87,7 +102,13 @@ pub fn step(state: &State, op: &Op) -> (State, Answer) {
         // One after the other: an id listed twice is won at most once.
         Op::MarkSentAll { ref gifts } => Answer::WonEach(gifts.iter().map(|g| next.finish(*g, Status::Sent)).collect()),
         Op::MarkFailed { gift } => Answer::Won(next.finish(gift, Status::Failed)),
-        Op::OutboxDue => Answer::Due(state.outbox.iter().copied().collect()),
+        Op::OutboxClaim { hold } => {
+            let rows: Vec<(G, K)> = state.outbox.difference(&state.claimed).copied().collect();
+            if hold {
+                next.claimed.extend(rows.iter().copied());
+            }
+            Answer::Due(rows)
+        }
         Op::OutboxRemove { gift, key } => {
             next.removing.insert((gift, key));
             Answer::Done
@@ -114,6 +135,7 @@ pub fn apply(state: &State, op: &Op, observed: Option<&Answer>) -> Option<State>
                     return None;
                 }
                 next.outbox.remove(row);
+                next.claimed.remove(row);
             }
             Some(next)
         }
@@ -153,7 +175,10 @@ mod tests {
     const B: K = K(1);
 
     fn run(ops: &[Op]) -> (State, Vec<Answer>) {
-        let mut state = State::initial();
+        run_on(State::initial(), ops)
+    }
+
+    fn run_on(mut state: State, ops: &[Op]) -> (State, Vec<Answer>) {
         let mut answers = Vec::new();
         for op in ops {
             let (next, answer) = step(&state, op);
@@ -166,7 +191,8 @@ mod tests {
     #[test]
     fn sends_queue_once_replay_and_conflict() {
         let send = |gift, key| Op::RequestSend { gift, key };
-        let (_, answers) = run(&[send(G(0), A), send(G(0), A), send(G(0), B), send(GHOST, A), Op::OutboxDue]);
+        let (_, answers) =
+            run(&[send(G(0), A), send(G(0), A), send(G(0), B), send(GHOST, A), Op::OutboxClaim { hold: false }]);
         assert_eq!(
             answers,
             [
@@ -198,11 +224,29 @@ mod tests {
     fn a_removed_row_may_linger_until_a_read_misses_it() {
         let (state, _) = run(&[Op::RequestSend { gift: G(0), key: A }, Op::OutboxRemove { gift: G(0), key: A }]);
         let due = |rows: Vec<(G, K)>| Answer::Due(rows);
-        let still = apply(&state, &Op::OutboxDue, Some(&due(vec![(G(0), A)]))).expect("not removed yet");
-        let gone = apply(&still, &Op::OutboxDue, Some(&due(vec![]))).expect("removed now");
-        assert_eq!(apply(&gone, &Op::OutboxDue, Some(&due(vec![(G(0), A)]))), None, "a removed row came back");
+        let still = apply(&state, &PEEK, Some(&due(vec![(G(0), A)]))).expect("not removed yet");
+        let gone = apply(&still, &PEEK, Some(&due(vec![]))).expect("removed now");
+        assert_eq!(apply(&gone, &PEEK, Some(&due(vec![(G(0), A)]))), None, "a removed row came back");
         let (fresh, _) = run(&[Op::RequestSend { gift: G(0), key: A }]);
-        assert_eq!(apply(&fresh, &Op::OutboxDue, Some(&due(vec![]))), None, "a row vanished unasked");
+        assert_eq!(apply(&fresh, &PEEK, Some(&due(vec![]))), None, "a row vanished unasked");
+    }
+
+    const PEEK: Op = Op::OutboxClaim { hold: false };
+    const HOLD: Op = Op::OutboxClaim { hold: true };
+
+    /// A held claim takes its rows from every later claim, held or not, without removing
+    /// them: a peek that misses a held row is no removal, and one that sees it is wrong.
+    #[test]
+    fn a_held_claim_hides_its_rows_from_later_claims() {
+        let (state, _) = run(&[Op::RequestSend { gift: G(0), key: A }, Op::RequestSend { gift: G(1), key: A }]);
+        let due = |rows: Vec<(G, K)>| Answer::Due(rows);
+        let held = apply(&state, &HOLD, Some(&due(vec![(G(0), A), (G(1), A)]))).expect("both unclaimed");
+        assert_eq!(apply(&held, &HOLD, Some(&due(vec![(G(0), A)]))), None, "a held row claimed again");
+        let peeked = apply(&held, &PEEK, Some(&due(vec![]))).expect("held rows are not due");
+        assert_eq!(run_on(peeked, &[Op::RequestSend { gift: G(2), key: A }, PEEK]).1[1], due(vec![(G(2), A)]));
+        let (fresh, _) = run(&[Op::RequestSend { gift: G(0), key: A }]);
+        let peeked = apply(&fresh, &PEEK, Some(&due(vec![(G(0), A)]))).expect("a peek holds nothing");
+        assert!(apply(&peeked, &HOLD, Some(&due(vec![(G(0), A)]))).is_some(), "so a later claim takes it");
     }
 
     #[test]

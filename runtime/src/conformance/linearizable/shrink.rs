@@ -95,13 +95,13 @@ mod tests {
     fn a_timeline_has_a_line_per_call() {
         let history = [
             rec(0, 10, 30, send(G(0), A), decided(Decision::Queued)),
-            rec(1, 20, 40, Op::OutboxDue, Err("given up after 1ms".into())),
+            rec(1, 20, 40, Op::OutboxClaim { hold: false }, Err("given up after 1ms".into())),
         ];
         let lines = timeline(&history, &[0, 1]);
         assert_eq!(
             lines,
             "#0  client 0 [ 0 ..  2]  request_send(g0, a)  → Queued\n\
-             #1  client 1 [ 1 ..  3]  outbox_due           → ? (given up after 1ms)\n"
+             #1  client 1 [ 1 ..  3]  outbox_claim(peek)   → ? (given up after 1ms)\n"
         );
     }
 }
