@@ -13,6 +13,8 @@
 //!   counted from each request's scheduled start as wrk2 does).
 //! - `startup`: time from exec of a command to the first 200 on `/healthz`.
 //! - `pgbench-log`: latency percentiles from pgbench's per-transaction logs.
+//! - `log-format`: the service's JSON log formatter against tracing-subscriber's JSON layer,
+//!   ns and bytes per line.
 //! - `migrate`: the service's migrations on a database (the pgbench ceilings run on the
 //!   schema the service uses).
 //! - `sim-baseline` (built with `--cfg madsim` only): seeds per second of an empty madsim
@@ -20,6 +22,8 @@
 
 #[cfg(not(madsim))]
 mod load;
+#[cfg(not(madsim))]
+mod logfmt;
 #[cfg(not(madsim))]
 mod pglog;
 #[cfg(not(madsim))]
@@ -51,6 +55,8 @@ enum Cli {
     PgbenchLog(pglog::Args),
     /// Apply the service's migrations to a database, as gift-api does at start.
     Migrate(serve::MigrateArgs),
+    /// The service's JSON log formatter against tracing-subscriber's JSON layer.
+    LogFormat(logfmt::Args),
 }
 
 #[cfg(not(madsim))]
@@ -62,6 +68,7 @@ fn main() -> ExitCode {
         Cli::Startup(args) => startup::main(args),
         Cli::PgbenchLog(args) => pglog::main(args),
         Cli::Migrate(args) => serve::migrate(args),
+        Cli::LogFormat(args) => logfmt::main(args),
     };
     finish(result)
 }

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::ser::{SerializeMap, Serializer as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -36,12 +37,29 @@ pub fn init(service: &'static str, level: &str) -> Result<LogGuard, String> {
     Ok(LogGuard(guard))
 }
 
-/// JSON lines to `writer`, each with the fields of the spans it is in.
-fn subscriber<W>(service: &'static str, writer: W) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync
+/// JSON lines to `writer`, each with the fields of the spans it is in (also what gift-bench's
+/// `log-format` measures).
+pub fn subscriber<W>(service: &'static str, writer: W) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt().event_format(JsonLine { service }).with_writer(writer).finish().with(SpanFieldsLayer)
+    tracing_subscriber::fmt()
+        .fmt_fields(NoText)
+        .event_format(JsonLine { service })
+        .with_writer(writer)
+        .finish()
+        .with(SpanFieldsLayer)
+}
+
+/// The fmt layer renders every new span's fields as text, for formatters that print them;
+/// [`JsonLine`] prints them from [`SpanFields`] instead, so that text is never built (it was
+/// over half of what a request's span cost, docs/benchmarks.md).
+struct NoText;
+
+impl<'w> FormatFields<'w> for NoText {
+    fn format_fields<R: RecordFields>(&self, _writer: Writer<'w>, _fields: R) -> fmt::Result {
+        Ok(())
+    }
 }
 
 /// A span's fields as ready JSON fragments (`,"name":value`), one per field, kept in the
