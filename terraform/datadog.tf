@@ -558,7 +558,7 @@ locals {
         "sum:gift.worker.received{${local.dd_app_worker}}.as_count()",
         "avg:gift.worker.batch.size{${local.dd_app_worker}}",
       ] }
-      outbox = { title = "Outbox: due rows; age of the oldest (s) - alert at ${var.outbox_age_critical_seconds}", display = "line", q = [
+      outbox = { title = "Outbox: rows (due or in their grace); age of the oldest due (s) - alert at ${var.outbox_age_critical_seconds}", display = "line", q = [
         "max:gift.outbox.depth{${local.dd_app_worker}}",
         "max:gift.outbox.oldest_age{${local.dd_app_worker}}",
       ] }

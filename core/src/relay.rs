@@ -73,7 +73,11 @@ pub async fn relay_once(deps: &Deps, config: RelayConfig) -> Result<RelayPass, A
 }
 
 async fn publish_due(deps: &Deps, config: RelayConfig, now: Timestamp, pass: &mut RelayPass) -> Result<(), AppError> {
-    let until = now + chrono::Duration::from_std(config.claim).unwrap_or(chrono::Duration::MAX);
+    // A claim too long to add lasts as long as time does.
+    let until = chrono::Duration::from_std(config.claim)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     for entry in deps.store.outbox_claim(now, until, config.batch).await? {
         let body = SendMessage { gift_id: entry.gift_id, request_id: entry.request_id.clone() }.to_body();
         match deps.queue.publish(&body, entry.trace.as_ref()).await {

@@ -203,7 +203,7 @@ impl Store for FaultyStore {
         self.before().await?;
         let r = self.inner.outbox_claim(now, until, limit).await;
         let entries = r.as_ref().map_or(0, Vec::len);
-        self.answered(StoreCall::OutboxDue { entries }, false, r)
+        self.answered(StoreCall::OutboxClaim { entries }, false, r)
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {

@@ -175,7 +175,7 @@ pub enum StoreCall {
         gift: GiftId,
         applied: bool,
     },
-    OutboxDue {
+    OutboxClaim {
         entries: usize,
     },
     OutboxRemove {
@@ -248,7 +248,7 @@ impl fmt::Display for StoreCall {
                 write!(f, "mark_sent {}", list(gifts.iter().map(|(g, won)| format!("{}={won}", short(g))).collect()))
             }
             StoreCall::MarkFailed { gift, applied } => write!(f, "mark_failed {} -> {applied}", short(gift)),
-            StoreCall::OutboxDue { entries } => write!(f, "outbox_due -> {entries}"),
+            StoreCall::OutboxClaim { entries } => write!(f, "outbox_claim -> {entries}"),
             StoreCall::OutboxRemove { gift, key } => write!(f, "outbox_remove {} key={}", short(gift), key_text(key)),
             StoreCall::Rearm { count } => write!(f, "rearm_stale -> {count}"),
         }
