@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use gift_core::domain::Timestamp;
 use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, SendMessage, Status, TraceParent};
-use gift_core::ports::{Delivery, Dispatcher, Env, MessageId, Queue, Receipt, SendCommand, Store};
+use gift_core::ports::{
+    Delivery, Dispatcher, Env, MessageId, OutboxEntry, Queue, Receipt, SendCommand, SendDecision, Store,
+};
 use gift_core::service::{handle_deliveries, BatchTerms, DeliveryOutcome, Deps, InFlight, RetryPolicy};
-use gift_core::QueueError;
+use gift_core::{QueueError, StoreError};
 use gift_runtime::memory::{MemoryQueue, MemoryStore, QueueSettings};
 use gift_runtime::rt::SystemEnv;
 
@@ -66,6 +69,44 @@ impl Queue for NoRenewals {
     }
     async fn ping(&self) -> Result<(), QueueError> {
         Ok(())
+    }
+}
+
+/// A store whose SENT writes take `delay`: the batch records after its lease has lapsed.
+struct SlowSent {
+    inner: Arc<MemoryStore>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Store for SlowSent {
+    async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError> {
+        self.inner.insert_gift(gift).await
+    }
+    async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError> {
+        self.inner.get_gift(id).await
+    }
+    async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
+        self.inner.request_send(cmd).await
+    }
+    async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.mark_sent(id, now).await
+    }
+    async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError> {
+        self.inner.mark_failed(id, error, now).await
+    }
+    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.outbox_claim(now, until, limit).await
+    }
+    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        self.inner.outbox_remove(entry).await
+    }
+    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
+        self.inner.rearm_stale(stale_before, now, limit).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
     }
 }
 
@@ -215,4 +256,27 @@ async fn a_gift_in_hand_in_another_batch_is_not_attempted_twice() {
     );
     assert_eq!(dispatcher.calls.load(Ordering::SeqCst), 1);
     assert_eq!((outcomes(&a), outcomes(&b)), (vec![DeliveryOutcome::Sent], vec![DeliveryOutcome::RetryLater]));
+}
+
+/// A batch that records after its lease has lapsed does not delete: the queue may have
+/// handed the message to another worker, and a delete with the superseded receipt would
+/// remove it from under that worker. The message comes back and is deleted as a duplicate.
+#[tokio::test]
+async fn a_batch_whose_lease_lapsed_before_its_delete_leaves_the_message() {
+    let visibility = Duration::from_millis(300);
+    let w = queued_gift(visibility).await;
+    w.queue.publish(&w.body, None).await.unwrap();
+    let slow = Arc::new(SlowSent { inner: w.store.clone(), delay: Duration::from_millis(450) });
+    let queue: Arc<dyn Queue> = Arc::new(NoRenewals(w.queue.clone()));
+    let deps =
+        Deps { store: slow, queue, env: Arc::new(SystemEnv), dispatcher: Arc::new(Scripted::new(&[], Duration::ZERO)) };
+    let handled = handle_deliveries(&deps, terms(visibility), &InFlight::default(), w.receive_times(1).await).await;
+    assert!(matches!(outcomes(&handled)[..], [DeliveryOutcome::Error(_)]), "{:?}", outcomes(&handled));
+    assert_eq!(w.status(), Status::Sent, "the SENT write landed");
+    assert_eq!(w.queue.len(), 1, "the message was left on the queue");
+    let again = w.queue.receive(10, Duration::from_secs(1)).await.unwrap();
+    let fresh = w.deps(Arc::new(Scripted::new(&[], Duration::ZERO)), w.queue.clone());
+    let handled = handle_deliveries(&fresh, terms(visibility), &InFlight::default(), again).await;
+    assert_eq!(outcomes(&handled), [DeliveryOutcome::Duplicate]);
+    assert_eq!(w.queue.len(), 0, "deleted as a duplicate");
 }

@@ -203,7 +203,8 @@ impl Store for FaultyStore {
         self.before().await?;
         let r = self.inner.outbox_claim(now, until, limit).await;
         let entries = r.as_ref().map_or(0, Vec::len);
-        self.answered(StoreCall::OutboxClaim { entries }, false, r)
+        // A write: the claim may commit and its answer be lost.
+        self.answered(StoreCall::OutboxClaim { entries }, true, r)
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {

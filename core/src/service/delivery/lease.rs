@@ -43,6 +43,12 @@ impl<'a> Lease<'a> {
         (deadline - self.env.now()).to_std().unwrap_or(Duration::ZERO)
     }
 
+    /// Whether the visibility itself has run out: the queue may have handed these messages
+    /// to another worker, so their receipts here are superseded.
+    pub fn lapsed(&self) -> bool {
+        self.until() <= self.env.now()
+    }
+
     /// Resolves once the lease (less its reserve) has run out, renewals included.
     pub async fn run_out(&self) {
         loop {

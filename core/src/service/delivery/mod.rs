@@ -132,9 +132,18 @@ pub async fn handle_deliveries(
         };
         let heartbeat = lease.heartbeat(&*deps.queue, &receipts);
         futures::pin_mut!(work, heartbeat);
-        match select(work, heartbeat).await {
+        let actions = match select(work, heartbeat).await {
             Either::Left((verdicts, _)) => batch.actions(verdicts),
             Either::Right((never, _)) => match never {},
+        };
+        // A delete with a superseded receipt could remove the message from under the worker
+        // that holds it now (one that just recorded FAILED and leaves it for the dead-letter
+        // queue): once the lease has lapsed, what was to be deleted is left to come back,
+        // a duplicate then.
+        if lease.lapsed() {
+            actions.into_iter().map(Action::kept).collect()
+        } else {
+            actions
         }
     };
     batch.settle(deps, terms.retry, actions).await

@@ -47,6 +47,17 @@ pub enum Action {
     Leave(DeliveryOutcome),
 }
 
+impl Action {
+    /// The action with its message kept on the queue: a delete becomes a leave, an error
+    /// for the delivery (its message comes back and is then a duplicate).
+    pub fn kept(self) -> Self {
+        match self {
+            Action::Delete(_) => Action::Leave(DeliveryOutcome::Error("the lease lapsed before the delete".into())),
+            other => other,
+        }
+    }
+}
+
 /// Groups readable deliveries by gift, in order of first appearance; the others are poison.
 pub fn group(deliveries: &[Delivery]) -> (Vec<GiftWork>, Vec<(usize, String)>) {
     let mut works: Vec<GiftWork> = Vec::new();
