@@ -434,7 +434,7 @@ variable "retry_backoff_seconds" {
 variable "sqs_visibility_timeout_seconds" {
   description = "Main queue visibility timeout. Must exceed the worst processing time of one message (milliseconds in practice; bounded by DB_ACQUIRE_TIMEOUT_MS and statement time)."
   type        = number
-  default     = 60
+  default     = 30
 }
 
 variable "relay_interval_ms" {

@@ -62,8 +62,8 @@ async fn run(args: Args) -> Result<(), String> {
     for client in 0..args.clients {
         for j in 0..args.per_client {
             let id = GiftId::parse(&bench_id(args.id_base + client * 1_000_000 + j)).map_err(|e| e.0)?;
-            let body = SendMessage { gift_id: id, request_id: key.clone() }.to_body();
-            queue.publish(&body, None).await.map_err(|e| e.to_string())?;
+            let message = SendMessage { gift_id: id, request_id: key.clone() };
+            queue.publish(&message, None).await.map_err(|e| e.to_string())?;
         }
     }
     let total = queue.len() as u64;

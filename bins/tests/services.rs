@@ -2,46 +2,38 @@
 //! definitions start them. Needs `TEST_DATABASE_URL` and `TEST_SQS_ENDPOINT` (scripts/test
 //! provides both and makes them required).
 
+#[path = "support/scratch.rs"]
+mod scratch;
 mod support;
 
+use std::ops::Deref;
 use std::time::Duration;
 
-use gift_runtime::conformance::sqs_emulator;
+use scratch::Scratch;
 use serde_json::Value;
-use support::{create_database, events_for, free_port, required, service_env, Client, Proc, Proxy};
+use support::{events_for, free_port, Client, Proc, Proxy};
 
 const API: &str = env!("CARGO_BIN_EXE_gift-api");
 const WORKER: &str = env!("CARGO_BIN_EXE_gift-worker");
 
-struct Env {
-    database_url: String,
-    db_name: String,
-    sqs_endpoint: String,
-    queue_url: String,
-    dlq_url: String,
-    rt: tokio::runtime::Runtime,
-    sqs: aws_sdk_sqs::Client,
+/// A fresh database and a fresh queue + DLQ (redrive after 5 receives), and the binaries
+/// started on them.
+struct Env(Scratch);
+
+impl Deref for Env {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        &self.0
+    }
 }
 
-/// A fresh database and a fresh queue + DLQ (redrive after 5 receives).
 fn setup(tag: &str) -> Option<Env> {
-    let admin = required("TEST_DATABASE_URL")?;
-    let sqs_endpoint = required("TEST_SQS_ENDPOINT")?;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let db_name = format!("gift_{tag}_{}", free_port());
-    let database_url = create_database(&rt, &admin, &db_name, None);
-    let sqs = sqs_emulator::client(&sqs_endpoint);
-    let (queue_url, dlq_url) = rt.block_on(sqs_emulator::queue_with_dlq(&sqs, &db_name, 5, 5));
-    Some(Env { database_url, db_name, sqs_endpoint, queue_url, dlq_url, rt, sqs })
+    Scratch::from_env("gift", tag).map(Env)
 }
 
 impl Env {
-    fn common(&self, endpoint: &str) -> Vec<(&'static str, String)> {
-        service_env(&self.database_url, &self.queue_url, endpoint)
-    }
-
     fn api(&self, port: u16, endpoint: &str, extra: &[(&'static str, String)]) -> (Proc, Client) {
-        let mut env = self.common(endpoint);
+        let mut env = self.service_env(endpoint);
         env.push(("PORT", port.to_string()));
         env.push(("HOST", "127.0.0.1".into()));
         env.push(("PUBLISH_GRACE_MS", "500".into()));
@@ -57,7 +49,7 @@ impl Env {
     }
 
     fn worker_with(&self, failure_rate: &str, endpoint: &str, extra: &[(&'static str, String)]) -> Proc {
-        let mut env = self.common(endpoint);
+        let mut env = self.service_env(endpoint);
         env.extend_from_slice(extra);
         env.push(("SEND_FAILURE_RATE", failure_rate.into()));
         env.push(("RETRY_BACKOFF_SECONDS", "1".into()));
@@ -65,27 +57,6 @@ impl Env {
         env.push(("RELAY_INTERVAL_MS", "200".into()));
         env.push(("HEARTBEAT_FILE", format!("/tmp/{}-{}.heartbeat", self.db_name, free_port())));
         Proc::start(WORKER, &env)
-    }
-
-    fn dlq_bodies(&self) -> Vec<String> {
-        self.rt.block_on(async {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.dlq_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .unwrap();
-            out.messages.unwrap_or_default().into_iter().filter_map(|m| m.body).collect()
-        })
-    }
-
-    fn publish_raw(&self, body: &str) {
-        self.rt.block_on(async {
-            self.sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await.unwrap()
-        });
     }
 
     fn db_counts(&self) -> Vec<(String, i64)> {
@@ -227,7 +198,7 @@ fn sends_accepted_while_sqs_is_down_are_processed_when_it_returns() {
 fn the_health_check_follows_the_worker_loop_and_the_relay() {
     let Some(env) = setup("health") else { return };
     let heartbeat = std::env::temp_dir().join(format!("{}.heartbeat", env.db_name));
-    let mut vars = env.common(&env.sqs_endpoint);
+    let mut vars = env.service_env(&env.sqs_endpoint);
     vars.push(("HEARTBEAT_FILE", heartbeat.display().to_string()));
     vars.push(("WORKER_WAIT_SECONDS", "1".into()));
     vars.push(("RELAY_INTERVAL_MS", "200".into()));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, Status, Timestamp, TraceParent};
+use crate::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, SendMessage, Status, Timestamp, TraceParent};
 use crate::error::{QueueError, StoreError};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -153,9 +153,9 @@ pub struct Delivery {
 /// the maximum number of receives.
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
-    /// Publishes `body`; `trace` travels with it as the message's `traceparent` attribute
-    /// and comes back on each [`Delivery`].
-    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError>;
+    /// Publishes `message` (its body is [`SendMessage::to_body`]); `trace` travels with it
+    /// as the message's `traceparent` attribute and comes back on each [`Delivery`].
+    async fn publish(&self, message: &SendMessage, trace: Option<&TraceParent>) -> Result<MessageId, QueueError>;
     /// Waits up to `wait` for at least one message; returns at most `max`.
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;

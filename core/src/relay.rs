@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::future::{select, Either};
 
+use crate::defaults;
 use crate::domain::{SendMessage, Timestamp};
 use crate::error::AppError;
 use crate::metrics;
@@ -30,10 +31,10 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
-            interval: Duration::from_secs(1),
+            interval: Duration::from_millis(defaults::RELAY_INTERVAL_MS),
             batch: 100,
             claim: Duration::from_secs(30),
-            stale_after: Duration::from_secs(900),
+            stale_after: Duration::from_secs(defaults::STALE_QUEUED_SECONDS),
         }
     }
 }
@@ -79,8 +80,8 @@ async fn publish_due(deps: &Deps, config: RelayConfig, now: Timestamp, pass: &mu
         .and_then(|d| now.checked_add_signed(d))
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     for entry in deps.store.outbox_claim(now, until, config.batch).await? {
-        let body = SendMessage { gift_id: entry.gift_id, request_id: entry.request_id.clone() }.to_body();
-        match deps.queue.publish(&body, entry.trace.as_ref()).await {
+        let message = SendMessage { gift_id: entry.gift_id, request_id: entry.request_id.clone() };
+        match deps.queue.publish(&message, entry.trace.as_ref()).await {
             Ok(message_id) => {
                 pass.published += 1;
                 let trace_id = entry.trace.map(|t| format!("{:032x}", t.trace_id()));

@@ -1,6 +1,7 @@
 //! The worker loop: keep up to two received batches in hand, receive again as soon as one
 //! is done, repeat until told to stop. All decisions live in
-//! [`crate::service::handle_deliveries`]; this only schedules.
+//! [`crate::service::handle_deliveries`]; this only schedules: [`run_worker`] acts on
+//! what woke it, `next_wake` waits for the first of shutdown, receive and batch done.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -9,9 +10,10 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use crate::defaults;
 use crate::error::QueueError;
 use crate::metrics;
-use crate::ports::Delivery;
+use crate::ports::{Delivery, Env};
 use crate::service::{handle_deliveries, BatchTerms, DeliveryOutcome, Deps, InFlight, RetryPolicy};
 
 /// What [`run_worker`] reports to its observer.
@@ -42,11 +44,11 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            batch_size: 10,
-            wait: Duration::from_secs(20),
+            batch_size: defaults::WORKER_BATCH_SIZE,
+            wait: Duration::from_secs(defaults::WORKER_WAIT_SECONDS),
             error_pause: Duration::from_secs(1),
             retry: RetryPolicy::default(),
-            visibility_timeout: Duration::from_secs(30),
+            visibility_timeout: Duration::from_secs(defaults::VISIBILITY_TIMEOUT_SECONDS),
         }
     }
 }
@@ -98,20 +100,7 @@ pub async fn run_worker(
         if stopping && in_hand.is_empty() && receiving.is_none() {
             break;
         }
-        let wake = poll_fn(|cx| {
-            if !stopping && shutdown.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Wake::Stop);
-            }
-            if let Some(Poll::Ready(result)) = receiving.as_mut().map(|r| r.as_mut().poll(cx)) {
-                return Poll::Ready(Wake::Received(result));
-            }
-            match in_hand.poll_next_unpin(cx) {
-                Poll::Ready(Some(handled)) => Poll::Ready(Wake::Handled(handled)),
-                _ => Poll::Pending,
-            }
-        })
-        .await;
-        match wake {
+        match next_wake(shutdown.as_mut(), stopping, &mut receiving, &mut in_hand).await {
             Wake::Stop => stopping = true,
             Wake::Received(Ok(deliveries)) => {
                 receiving = None;
@@ -127,11 +116,7 @@ pub async fn run_worker(
             Wake::Received(Err(e)) => {
                 tracing::error!(error_code = "RECEIVE_FAILED", error_message = %e, "receive failed");
                 // The pause takes the receive's place, so deliveries in hand still finish meanwhile.
-                let env = &deps.env;
-                receiving = Some(Box::pin(async move {
-                    env.sleep(config.error_pause).await;
-                    Ok(Vec::new())
-                }));
+                receiving = Some(pause(&*deps.env, config.error_pause));
             }
             Wake::Handled(handled) => {
                 for (delivery, outcome) in &handled {
@@ -142,4 +127,39 @@ pub async fn run_worker(
         }
     }
     tracing::info!(event = "STOPPED", "worker stopped");
+}
+
+/// What wakes the loop first: the shutdown (unless it is already stopping), the receive in
+/// progress, or a batch in hand being done.
+async fn next_wake<S, F>(
+    mut shutdown: Pin<&mut S>,
+    stopping: bool,
+    receiving: &mut Option<Receiving<'_>>,
+    in_hand: &mut FuturesUnordered<F>,
+) -> Wake
+where
+    S: Future<Output = ()> + ?Sized,
+    F: Future<Output = Vec<(Delivery, DeliveryOutcome)>>,
+{
+    poll_fn(|cx| {
+        if !stopping && shutdown.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Wake::Stop);
+        }
+        if let Some(Poll::Ready(result)) = receiving.as_mut().map(|r| r.as_mut().poll(cx)) {
+            return Poll::Ready(Wake::Received(result));
+        }
+        match in_hand.poll_next_unpin(cx) {
+            Poll::Ready(Some(handled)) => Poll::Ready(Wake::Handled(handled)),
+            _ => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// A receive that waits `pause` and brings nothing.
+fn pause(env: &dyn Env, pause: Duration) -> Receiving<'_> {
+    Box::pin(async move {
+        env.sleep(pause).await;
+        Ok(Vec::new())
+    })
 }

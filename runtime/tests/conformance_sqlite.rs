@@ -55,14 +55,15 @@ async fn data_survives_reopening_the_file() {
         None,
         gift_runtime::rt::now_utc(),
     );
+    let message = queue::unique_message("persisted");
     {
         let (s, q) = gift_runtime::sqlite::open(&path, SETTINGS).await.unwrap();
         s.insert_gift(&gift).await.unwrap();
-        q.publish("{\"persisted\":true}", None).await.unwrap();
+        q.publish(&message, None).await.unwrap();
     }
     let (s, q) = gift_runtime::sqlite::open(&path, SETTINGS).await.unwrap();
     assert_eq!(s.get_gift(gift.id).await.unwrap(), Some(gift));
     let got = q.receive(10, Duration::from_secs(1)).await.unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].body, "{\"persisted\":true}");
+    assert_eq!(got[0].body, message.to_body());
 }

@@ -43,7 +43,7 @@ async fn sqs_queue_conforms() {
 async fn an_unreachable_endpoint_is_unavailable() {
     use gift_core::ports::Queue;
     let q = SqsQueue::new(sqs_emulator::client("http://127.0.0.1:1"), "http://127.0.0.1:1/000000000000/none");
-    let err = q.publish("{}", None).await.unwrap_err();
+    let err = q.publish(&queue::unique_message("unreachable"), None).await.unwrap_err();
     assert!(matches!(err, gift_core::QueueError::Unavailable(_)), "{err:?}");
 }
 
@@ -68,7 +68,8 @@ async fn a_hung_sqs_is_unavailable_not_a_hang() {
     let queue = SqsQueue::new(sqs_emulator::client(&endpoint), format!("{endpoint}/123456789012/hung"));
     let within = Duration::from_secs(40);
     let started = Instant::now();
-    let publish = tokio::time::timeout(within, queue.publish("{}", None)).await.expect("publish hung");
+    let publish =
+        tokio::time::timeout(within, queue.publish(&queue::unique_message("hung"), None)).await.expect("publish hung");
     assert!(matches!(publish, Err(QueueError::Unavailable(_))), "{publish:?}");
     let receive = tokio::time::timeout(within, queue.receive(10, Duration::from_secs(1))).await.expect("receive hung");
     assert!(matches!(receive, Err(QueueError::Unavailable(_))), "{receive:?}");

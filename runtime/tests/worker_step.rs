@@ -55,8 +55,8 @@ struct NoRenewals(Arc<MemoryQueue>);
 
 #[async_trait]
 impl Queue for NoRenewals {
-    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
-        self.0.publish(body, trace).await
+    async fn publish(&self, message: &SendMessage, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
+        self.0.publish(message, trace).await
     }
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
         self.0.receive(max, wait).await
@@ -114,7 +114,7 @@ struct World {
     store: Arc<MemoryStore>,
     queue: Arc<MemoryQueue>,
     gift: GiftId,
-    body: String,
+    message: SendMessage,
 }
 
 async fn queued_gift(visibility: Duration) -> World {
@@ -126,8 +126,8 @@ async fn queued_gift(visibility: Duration) -> World {
     let key = IdempotencyKey::parse("order-1").unwrap();
     let cmd = SendCommand { gift_id: gift.id, key: key.clone(), now, outbox_available_at: now, trace: None };
     store.request_send(&cmd).await.unwrap();
-    let body = SendMessage { gift_id: gift.id, request_id: key }.to_body();
-    World { store, queue, gift: gift.id, body }
+    let message = SendMessage { gift_id: gift.id, request_id: key };
+    World { store, queue, gift: gift.id, message }
 }
 
 impl World {
@@ -163,9 +163,9 @@ async fn two_messages_of_one_gift_in_a_batch_get_one_attempt_and_never_fail_besi
     // the first would fail (final) and the second succeed: handled as one batch, the gift
     // gets one attempt, so it cannot end FAILED after a successful pseudo-send.
     let w = queued_gift(Duration::from_secs(30)).await;
-    w.queue.publish(&w.body, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
     let mut batch = w.receive_times(5).await;
-    w.queue.publish(&w.body, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
     batch.extend(w.queue.receive(10, Duration::ZERO).await.unwrap());
     assert_eq!(batch.iter().map(|d| d.receive_count).collect::<Vec<_>>(), vec![5, 1]);
 
@@ -182,9 +182,9 @@ async fn two_messages_of_one_gift_in_a_batch_get_one_attempt_and_never_fail_besi
 #[tokio::test]
 async fn a_success_in_a_batch_is_recorded_even_when_a_duplicate_has_budget_left() {
     let w = queued_gift(Duration::from_secs(30)).await;
-    w.queue.publish(&w.body, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
     let mut batch = w.receive_times(3).await;
-    w.queue.publish(&w.body, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
     batch.extend(w.queue.receive(10, Duration::ZERO).await.unwrap());
     let deps = w.deps(Arc::new(Scripted::new(&[], Duration::ZERO)), w.queue.clone());
     let handled = handle_deliveries(&deps, terms(Duration::from_secs(30)), &InFlight::default(), batch).await;
@@ -195,7 +195,7 @@ async fn a_success_in_a_batch_is_recorded_even_when_a_duplicate_has_budget_left(
 #[tokio::test]
 async fn a_final_failure_refused_because_the_gift_was_sent_meanwhile_deletes_its_message() {
     let w = queued_gift(Duration::from_secs(30)).await;
-    w.queue.publish(&w.body, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
     let batch = w.receive_times(5).await;
     let dispatcher = Scripted::new(&[5], Duration::ZERO);
     let (store, gift) = (w.store.clone(), w.gift);
@@ -216,7 +216,7 @@ async fn a_final_failure_refused_because_the_gift_was_sent_meanwhile_deletes_its
 async fn a_slow_send_keeps_its_message_hidden_by_renewing_the_lease() {
     let visibility = Duration::from_millis(300);
     let w = queued_gift(visibility).await;
-    w.queue.publish(&w.body, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
     let batch = w.receive_times(1).await;
     let deps = w.deps(Arc::new(Scripted::new(&[], Duration::from_millis(900))), w.queue.clone());
     let other = {
@@ -232,7 +232,7 @@ async fn a_slow_send_keeps_its_message_hidden_by_renewing_the_lease() {
 async fn a_send_that_would_outlive_an_unrenewed_lease_is_abandoned_not_recorded() {
     let visibility = Duration::from_millis(300);
     let w = queued_gift(visibility).await;
-    w.queue.publish(&w.body, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
     let batch = w.receive_times(4).await;
     let deps = w.deps(Arc::new(Scripted::new(&[], Duration::from_secs(2))), Arc::new(NoRenewals(w.queue.clone())));
     let handled = handle_deliveries(&deps, terms(visibility), &InFlight::default(), batch).await;
@@ -243,8 +243,8 @@ async fn a_send_that_would_outlive_an_unrenewed_lease_is_abandoned_not_recorded(
 #[tokio::test]
 async fn a_gift_in_hand_in_another_batch_is_not_attempted_twice() {
     let w = queued_gift(Duration::from_secs(30)).await;
-    w.queue.publish(&w.body, None).await.unwrap();
-    w.queue.publish(&w.body, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
     let first = w.queue.receive(1, Duration::ZERO).await.unwrap();
     let second = w.queue.receive(1, Duration::ZERO).await.unwrap();
     let dispatcher = Arc::new(Scripted::new(&[], Duration::from_millis(200)));
@@ -265,7 +265,7 @@ async fn a_gift_in_hand_in_another_batch_is_not_attempted_twice() {
 async fn a_batch_whose_lease_lapsed_before_its_delete_leaves_the_message() {
     let visibility = Duration::from_millis(300);
     let w = queued_gift(visibility).await;
-    w.queue.publish(&w.body, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
     let slow = Arc::new(SlowSent { inner: w.store.clone(), delay: Duration::from_millis(450) });
     let queue: Arc<dyn Queue> = Arc::new(NoRenewals(w.queue.clone()));
     let deps =

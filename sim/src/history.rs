@@ -3,11 +3,12 @@
 //! every message's life on the queue, every pseudo-send from its start to its outcome.
 //! The checker reads only this.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use gift_core::domain::{GiftId, Status};
+
+use crate::kinds::{Counter, Counts, FaultKind};
 
 /// One thing that happened, stamped with simulated milliseconds since the start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,11 +19,6 @@ pub struct Entry {
 
 /// A queue message, by the queue's own id.
 pub type MsgId = u64;
-
-/// Whether `node` names a relay (its publishes come from the outbox).
-pub fn is_relay(node: &str) -> bool {
-    node.starts_with("relay-")
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -121,8 +117,13 @@ pub enum Event {
         gift: Option<GiftId>,
         outcome: Outcome,
     },
-    /// A fault fired.
+    /// A fault of the simulated world fired.
     Fault {
+        kind: FaultKind,
+    },
+    /// A fault the real stack's nemesis injected into its processes and services
+    /// (`db_cut`, `worker_paused`, …: the stack names its own).
+    StackFault {
         kind: &'static str,
     },
     Killed {
@@ -300,6 +301,7 @@ impl fmt::Display for Entry {
                 write!(f, "{node:<8} handled {} {outcome:?}", gift.as_ref().map(short).unwrap_or_else(|| "?".into()))
             }
             Event::Fault { kind } => write!(f, "fault    {kind}"),
+            Event::StackFault { kind } => write!(f, "fault    {kind}"),
             Event::Killed { node } => write!(f, "nemesis  kill {node}"),
             Event::Restarted { node } => write!(f, "nemesis  restart {node}"),
             Event::Stopping { node } => write!(f, "nemesis  stop {node} (graceful)"),
@@ -319,7 +321,7 @@ pub struct History {
 struct Inner {
     world: String,
     entries: Vec<Entry>,
-    counts: BTreeMap<&'static str, u64>,
+    counts: Counts,
     next_attempt: u64,
 }
 
@@ -339,8 +341,8 @@ impl History {
 
     pub fn record(&self, at_ms: u64, event: Event) {
         let mut inner = self.lock();
-        if let Event::Fault { kind } = &event {
-            *inner.counts.entry(kind).or_default() += 1;
+        if let Event::Fault { kind } = event {
+            *inner.counts.entry(kind.into()).or_default() += 1;
         }
         inner.entries.push(Entry { at_ms, event });
     }
@@ -353,19 +355,19 @@ impl History {
     }
 
     /// Counts an interesting event without recording it in the trace.
-    pub fn count(&self, what: &'static str) {
+    pub fn count(&self, what: Counter) {
         self.count_n(what, 1);
     }
 
-    pub fn count_n(&self, what: &'static str, n: u64) {
-        *self.lock().counts.entry(what).or_default() += n;
+    pub fn count_n(&self, what: Counter, n: u64) {
+        *self.lock().counts.entry(what.into()).or_default() += n;
     }
 
     pub fn entries(&self) -> Vec<Entry> {
         self.lock().entries.clone()
     }
 
-    pub fn counts(&self) -> BTreeMap<&'static str, u64> {
+    pub fn counts(&self) -> Counts {
         self.lock().counts.clone()
     }
 }

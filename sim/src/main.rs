@@ -14,6 +14,7 @@ fn main() {
 #[cfg(madsim)]
 mod cli {
     use clap::{Parser, Subcommand};
+    use gift_sim::kinds::{coverage_table, unexercised, Covered};
     use gift_sim::runner::{self, Verdict};
 
     #[derive(Parser)]
@@ -89,7 +90,7 @@ mod cli {
         let summary = runner::run_many(seeds, jobs, 10);
         let rate = summary.seeds as f64 / summary.wall_secs.max(1e-9);
         let sim_secs = summary.sim_ms as f64 / 1000.0;
-        print!("{}", runner::coverage_table(&summary.counts));
+        print!("{}", coverage_table(&summary.counts));
         println!(
             "{} seeds in {:.1} s: {:.0} seeds/s, {:.0} simulated s per wall s",
             summary.seeds,
@@ -129,7 +130,7 @@ mod cli {
             check.len(),
             if code == 4 { "MISMATCH" } else { "identical" }
         );
-        let missing = runner::unexercised(&summary.counts);
+        let missing: Vec<&str> = unexercised(&summary.counts).into_iter().map(Covered::name).collect();
         if require_coverage && !missing.is_empty() && code == 0 {
             println!("coverage: never exercised: {}", missing.join(", "));
             code = 5;

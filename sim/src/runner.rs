@@ -1,7 +1,6 @@
 //! Running many seeds: in parallel on all cores, with coverage, determinism checks,
 //! failure reports and the command that replays each failure.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -10,33 +9,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::history::{render, trace_hash, History};
+use crate::kinds::Counts;
 use crate::scenario::{self, RunResult};
-
-/// Every fault kind and healing path the PR run must exercise at least once.
-pub const FAULT_KINDS: [&str; 22] = [
-    "publish_fail",
-    "publish_timeout",
-    "publish_lie",
-    "duplicate_delivery",
-    "unseen_receive",
-    "receive_error",
-    "delete_error",
-    "visibility_error",
-    "db_error",
-    "db_timeout",
-    "db_ambiguous_commit",
-    "latency",
-    "kill_api",
-    "kill_worker",
-    "kill_relay",
-    "kill_api_mid_request",
-    "kill_worker_mid_delivery",
-    "stop_worker",
-    "two_workers_hold_one_message",
-    "relay_published",
-    "dead_lettered",
-    "stale_rearmed",
-];
 
 /// How one seed ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +39,7 @@ pub struct SeedReport {
     pub hash: u64,
     pub world: String,
     pub trace: String,
-    pub counts: BTreeMap<&'static str, u64>,
+    pub counts: Counts,
     pub sim_ms: u64,
     pub heal_ms: Option<u64>,
 }
@@ -160,7 +134,7 @@ pub fn replay_command(seed: u64) -> String {
 pub struct Summary {
     pub seeds: u64,
     pub failures: Vec<SeedReport>,
-    pub counts: BTreeMap<&'static str, u64>,
+    pub counts: Counts,
     pub wall_secs: f64,
     pub sim_ms: u64,
     /// Each seed's simulated time from healing to quiescence, sorted.
@@ -184,7 +158,7 @@ pub fn run_many(seeds: &[u64], jobs: usize, max_failures: usize) -> Summary {
     let started = Instant::now();
     let next = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
-    let counts = Mutex::new(BTreeMap::<&'static str, u64>::new());
+    let counts = Mutex::new(Counts::new());
     let sim_ms = AtomicU64::new(0);
     let heal_ms = Mutex::new(Vec::new());
     let done = AtomicU64::new(0);
@@ -202,7 +176,7 @@ pub fn run_many(seeds: &[u64], jobs: usize, max_failures: usize) -> Summary {
                 {
                     let mut c = counts.lock().unwrap();
                     for (k, v) in &r.counts {
-                        *c.entry(k).or_default() += v;
+                        *c.entry(*k).or_default() += v;
                     }
                 }
                 if r.verdict != Verdict::Pass {
@@ -241,26 +215,4 @@ pub fn save_failure(r: &SeedReport) -> std::io::Result<PathBuf> {
     );
     std::fs::write(&path, text)?;
     Ok(path)
-}
-
-/// The coverage table, one row per fault kind and interesting event.
-pub fn coverage_table(counts: &BTreeMap<&'static str, u64>) -> String {
-    let mut out = String::from("coverage:\n");
-    let mut names: Vec<&str> = FAULT_KINDS.to_vec();
-    for k in counts.keys() {
-        if !names.contains(k) {
-            names.push(k);
-        }
-    }
-    for name in names {
-        let n = counts.get(name).copied().unwrap_or(0);
-        let mark = if n == 0 && FAULT_KINDS.contains(&name) { "  <- never exercised" } else { "" };
-        let _ = writeln!(out, "  {name:<30} {n:>10}{mark}");
-    }
-    out
-}
-
-/// Fault kinds with a zero count.
-pub fn unexercised(counts: &BTreeMap<&'static str, u64>) -> Vec<&'static str> {
-    FAULT_KINDS.into_iter().filter(|k| counts.get(k).copied().unwrap_or(0) == 0).collect()
 }

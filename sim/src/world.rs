@@ -9,23 +9,53 @@ use gift_core::service::RetryPolicy;
 use gift_core::worker::WorkerConfig;
 use madsim::rand::{thread_rng, Rng};
 
+use crate::kinds::{FaultKind, RateDraw};
+
 /// The retry budget: SQS `maxReceiveCount`, the same in every world.
-pub const MAX_RECEIVES: u32 = 5;
+pub const MAX_RECEIVES: u32 = gift_core::defaults::MAX_RECEIVES;
 
 /// Per-call probabilities of each fault during the safety phase.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct FaultRates {
-    pub publish_fail: f64,
-    pub publish_timeout: f64,
-    pub publish_lie: f64,
-    pub duplicate_delivery: f64,
-    pub unseen_receive: f64,
-    pub receive_error: f64,
-    pub ack_error: f64,
-    pub db_error: f64,
-    pub db_timeout: f64,
-    pub db_ambiguous_commit: f64,
-    pub latency: f64,
+pub struct FaultRates([f64; FaultKind::ALL.len()]);
+
+impl FaultRates {
+    pub fn of(&self, kind: FaultKind) -> f64 {
+        self.0[kind as usize]
+    }
+
+    /// Draws each kind's rate in `FaultKind::ALL` order.
+    fn draw(rng: &mut impl Rng) -> Self {
+        let mut rates = [0.0; FaultKind::ALL.len()];
+        for kind in FaultKind::ALL {
+            rates[kind as usize] = match kind.rate_draw() {
+                // Zero a third of the time, otherwise anywhere below `max`.
+                RateDraw::UpTo(max) => {
+                    if rng.gen_bool(1.0 / 3.0) {
+                        0.0
+                    } else {
+                        rng.gen_range(0.0..max)
+                    }
+                }
+                RateDraw::SameAs(other) => rates[other as usize],
+            };
+        }
+        Self(rates)
+    }
+}
+
+impl fmt::Display for FaultRates {
+    /// Six kinds a line, under the world's `faults:` heading.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, kind) in FaultKind::ALL.into_iter().enumerate() {
+            let lead = match i {
+                0 => "  faults:",
+                _ if i % 6 == 0 => "\n         ",
+                _ => "",
+            };
+            write!(f, "{lead} {kind}={:.2}", self.of(kind))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,22 +85,7 @@ impl World {
     /// Draws a world from the simulation's seeded generator.
     pub fn draw(seed: u64) -> Self {
         let mut rng = thread_rng();
-        // Zero a third of the time, otherwise anywhere up to `max`.
-        let mut rate = |max: f64| if rng.gen_bool(1.0 / 3.0) { 0.0 } else { rng.gen_range(0.0..max) };
-        let faults = FaultRates {
-            publish_fail: rate(0.5),
-            publish_timeout: rate(0.2),
-            publish_lie: rate(0.2),
-            duplicate_delivery: rate(0.3),
-            unseen_receive: rate(0.2),
-            receive_error: rate(0.2),
-            ack_error: rate(0.2),
-            db_error: rate(0.15),
-            db_timeout: rate(0.05),
-            db_ambiguous_commit: rate(0.15),
-            latency: rate(0.8),
-        };
-        let mut rng = thread_rng();
+        let faults = FaultRates::draw(&mut rng);
         let failure_rates = [0.0, 0.2, 0.2, 0.5, 0.9, 1.0];
         Self {
             seed,
@@ -145,16 +160,6 @@ impl fmt::Display for World {
             "  latency_max_ms={} dispatch_latency_max_ms={} shared_key_chance={:.2} replay_chance={:.2}",
             self.latency_max_ms, self.dispatch_latency_max_ms, self.shared_key_chance, self.replay_chance
         )?;
-        let r = &self.faults;
-        writeln!(
-            f,
-            "  faults: publish_fail={:.2} publish_timeout={:.2} publish_lie={:.2} duplicate={:.2} unseen_receive={:.2} receive_error={:.2} ack_error={:.2}",
-            r.publish_fail, r.publish_timeout, r.publish_lie, r.duplicate_delivery, r.unseen_receive, r.receive_error, r.ack_error
-        )?;
-        write!(
-            f,
-            "          db_error={:.2} db_timeout={:.2} db_ambiguous_commit={:.2} latency={:.2}",
-            r.db_error, r.db_timeout, r.db_ambiguous_commit, r.latency
-        )
+        write!(f, "{}", self.faults)
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //!
-//! - [`run`]: one run — scratch database and queues, proxies, 2 × gift-api and
-//!   2 × gift-worker, clients, nemesis, heal, quiescence, history, checker.
+//! - [`run`]: one run, a function per stage — proxies, 2 × gift-api and 2 × gift-worker,
+//!   clients, nemesis and heal, quiescence, stop, then the history judged by the checker.
+//! - [`scratch`]: the run's own database and queue pair, and the end state read from them.
 //! - [`procs`]: the service processes by name; kill -9, pause, SIGTERM, restart.
 //! - [`proxy`]: the switchable TCP forwarder in front of PostgreSQL and SQS (also used by
 //!   the binaries' fault tests).
@@ -20,3 +21,4 @@ pub mod nemesis;
 pub mod procs;
 pub mod proxy;
 pub mod run;
+pub mod scratch;

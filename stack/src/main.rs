@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use gift_core::domain::Status;
-use gift_stack::run::{run, Broken, Config};
+use gift_stack::run::{run, Broken, Config, Outcome};
 
 #[derive(Parser)]
 #[command(name = "gift-stack", about = "The real binaries on PostgreSQL and SQS under a seeded nemesis, checked.")]
@@ -58,9 +58,28 @@ fn log_lines_about(dir: &std::path::Path, needle: &str) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    let a = Args::parse();
-    let dir = a.dir.join(format!("seed-{}", a.seed));
-    let config = Config {
+    let args = Args::parse();
+    let (seed, dir) = (args.seed, args.dir.join(format!("seed-{}", args.seed)));
+    match run(&config(args, dir.clone())) {
+        Ok(outcome) => {
+            print_summary(seed, &outcome);
+            if outcome.report.violations.is_empty() {
+                println!("seed {seed}: no violation");
+                return ExitCode::SUCCESS;
+            }
+            print_violations(&outcome, &dir);
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("gift-stack: the run could not complete: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The run the arguments ask for, its files under `dir`.
+fn config(a: Args, dir: PathBuf) -> Config {
+    Config {
         seed: a.seed,
         bins: a.bins,
         database_url: a.database_url,
@@ -70,56 +89,50 @@ fn main() -> ExitCode {
         send_failure_rate: a.send_failure_rate,
         broken: a.broken_max_receives.map(Broken::WorkerMaxReceives),
         db_restart: a.db_restart,
-        dir: dir.clone(),
-    };
-    match run(&config) {
-        Ok(outcome) => {
-            let r = &outcome.report;
-            println!("seed {}: nemesis timeline", a.seed);
-            for line in outcome.timeline() {
-                println!("  {line}");
-            }
-            println!(
-                "seed {}: {} gifts, {} accepted, {} SENT, {} FAILED, {} QUEUED; {} faults; {} history entries",
-                a.seed,
-                outcome.finals.len(),
-                outcome.accepted,
-                outcome.count(Status::Sent),
-                outcome.count(Status::Failed),
-                outcome.count(Status::Queued),
-                outcome.faults,
-                outcome.entries.len(),
-            );
-            println!(
-                "seed {}: extra pseudo-sends {}, failed after lost success {}, failed beside duplicate {}, quiescent {} ms after healing",
-                a.seed,
-                r.extra_sends,
-                r.failed_after_lost_success,
-                r.failed_beside_duplicate,
-                r.heal_ms.unwrap_or(0)
-            );
-            if r.violations.is_empty() {
-                println!("seed {}: no violation", a.seed);
-                return ExitCode::SUCCESS;
-            }
-            for v in &r.violations {
-                println!("VIOLATION {v}");
-                let Some(gift) = v.gift else { continue };
-                println!("  the history about it:");
-                for line in outcome.lines_about(&gift).iter().take(30) {
-                    println!("    {line}");
-                }
-                println!("  the services' log lines about it:");
-                for line in log_lines_about(&dir, &gift.to_string()).iter().take(20) {
-                    println!("    {line}");
-                }
-            }
-            println!("trace: {}", dir.join("trace.txt").display());
-            ExitCode::FAILURE
+        dir,
+    }
+}
+
+/// The nemesis timeline, the end state's counts and the checker's figures.
+fn print_summary(seed: u64, outcome: &Outcome) {
+    let r = &outcome.report;
+    println!("seed {seed}: nemesis timeline");
+    for line in outcome.timeline() {
+        println!("  {line}");
+    }
+    println!(
+        "seed {seed}: {} gifts, {} accepted, {} SENT, {} FAILED, {} QUEUED; {} faults; {} history entries",
+        outcome.finals.len(),
+        outcome.accepted,
+        outcome.count(Status::Sent),
+        outcome.count(Status::Failed),
+        outcome.count(Status::Queued),
+        outcome.faults,
+        outcome.entries.len(),
+    );
+    println!(
+        "seed {seed}: extra pseudo-sends {}, failed after lost success {}, failed beside duplicate {}, quiescent {} ms after healing",
+        r.extra_sends,
+        r.failed_after_lost_success,
+        r.failed_beside_duplicate,
+        r.heal_ms.unwrap_or(0)
+    );
+}
+
+/// Each violation with the history and the services' log lines about its gift, then where
+/// the whole trace is.
+fn print_violations(outcome: &Outcome, dir: &std::path::Path) {
+    for v in &outcome.report.violations {
+        println!("VIOLATION {v}");
+        let Some(gift) = v.gift else { continue };
+        println!("  the history about it:");
+        for line in outcome.lines_about(&gift).iter().take(30) {
+            println!("    {line}");
         }
-        Err(e) => {
-            eprintln!("gift-stack: the run could not complete: {e}");
-            ExitCode::from(2)
+        println!("  the services' log lines about it:");
+        for line in log_lines_about(dir, &gift.to_string()).iter().take(20) {
+            println!("    {line}");
         }
     }
+    println!("trace: {}", dir.join("trace.txt").display());
 }

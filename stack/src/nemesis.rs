@@ -52,7 +52,7 @@ impl Nemesis {
     }
 
     fn fault(&self, kind: &'static str) {
-        self.log.record(Event::Fault { kind });
+        self.log.record(Event::StackFault { kind });
     }
 
     fn later(&mut self, ms: std::ops::RangeInclusive<u64>, undo: Undo) {

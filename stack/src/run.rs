@@ -1,17 +1,17 @@
-//! One run: a scratch database and queue pair, proxies in front of PostgreSQL and SQS,
-//! 2 × gift-api and 2 × gift-worker (each with its relay), the clients, the nemesis for
-//! the safety phase, heal, quiescence (bounded), a graceful stop of everything, then the
-//! history built and judged by `gift_sim::checker::check`.
+//! One run, stage by stage, each stage a function of [`run_in`]: proxies in front of
+//! PostgreSQL and SQS, 2 × gift-api and 2 × gift-worker (each with its relay), the clients,
+//! the nemesis for the safety phase and its healing, quiescence (bounded), a graceful stop
+//! of everything, then the history built and judged by `gift_sim::checker::check`. The
+//! scratch database and queues are [`crate::scratch`]'s.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
-use gift_core::domain::{GiftId, SendMessage, Status};
-use gift_runtime::conformance::sqs_emulator;
+use gift_core::domain::{GiftId, Status};
 use gift_sim::checker::{check, End, Expect, Report};
 use gift_sim::history::{render, Event, Phase};
 use gift_sim::world::MAX_RECEIVES;
@@ -22,6 +22,7 @@ use crate::history::{Builder, EndState};
 use crate::nemesis::{Nemesis, Targets};
 use crate::procs::{Node, Role};
 use crate::proxy::Proxy;
+use crate::scratch::{end_state, psql, split_url, Queues};
 
 /// The service settings of a run: short timeouts, so five receives fit in seconds.
 const VISIBILITY_SECONDS: u64 = 2;
@@ -73,6 +74,7 @@ impl Outcome {
                 matches!(
                     e.event,
                     Event::Fault { .. }
+                        | Event::StackFault { .. }
                         | Event::Killed { .. }
                         | Event::Restarted { .. }
                         | Event::Stopping { .. }
@@ -91,81 +93,6 @@ impl Outcome {
 
     pub fn count(&self, status: Status) -> usize {
         self.finals.values().filter(|s| **s == status).count()
-    }
-}
-
-fn psql(url: &str, sql: &str) -> Result<String, String> {
-    let out =
-        Command::new("psql").args([url, "-qtAX", "-F", "\t", "-c", sql]).output().map_err(|e| format!("psql: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// `postgres://user@host:port/db` → (`postgres://user@`, `host:port`).
-fn split_url(url: &str) -> Result<(String, String), String> {
-    let rest =
-        url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")).ok_or("not a postgres URL")?;
-    let (auth, after) = rest.rsplit_once('@').map_or(("", rest), |(a, h)| (a, h));
-    let host = after.split('/').next().unwrap_or_default();
-    Ok((format!("postgres://{auth}{}", if auth.is_empty() { "" } else { "@" }), host.to_owned()))
-}
-
-struct Queues {
-    client: aws_sdk_sqs::Client,
-    rt: tokio::runtime::Runtime,
-    main: String,
-    dead: String,
-}
-
-impl Queues {
-    /// A queue and its dead-letter queue, configured as Terraform configures them.
-    fn create(endpoint: &str, name: &str) -> Result<Self, String> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        let client = sqs_emulator::client(endpoint);
-        let secs = VISIBILITY_SECONDS as u32;
-        let (main, dead) = rt.block_on(sqs_emulator::queue_with_dlq(&client, name, secs, MAX_RECEIVES));
-        Ok(Self { client, rt, main, dead })
-    }
-
-    /// Every message in the dead-letter queue, by SQS message id.
-    fn dead_letters(&self) -> Result<Vec<(String, GiftId)>, String> {
-        let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..100 {
-            let got = self
-                .rt
-                .block_on(
-                    self.client
-                        .receive_message()
-                        .queue_url(&self.dead)
-                        .max_number_of_messages(10)
-                        .visibility_timeout(600)
-                        .message_system_attribute_names(MessageSystemAttributeName::All)
-                        .send(),
-                )
-                .map_err(|e| format!("SQS: {e:?}"))?;
-            let messages = got.messages.unwrap_or_default();
-            if messages.is_empty() {
-                break;
-            }
-            for m in messages {
-                let id = m.message_id.unwrap_or_default();
-                if let Ok(body) = SendMessage::from_body(m.body.as_deref().unwrap_or_default()) {
-                    if seen.insert(id.clone()) {
-                        out.push((id, body.gift_id));
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn delete(&self) {
-        for url in [&self.main, &self.dead] {
-            let _ = self.rt.block_on(self.client.delete_queue().queue_url(url).send());
-        }
     }
 }
 
@@ -206,35 +133,71 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
 fn run_in(cfg: &Config, name: &str) -> Result<Outcome, String> {
     let (auth, pg_host) = split_url(&cfg.database_url)?;
     let admin_db = format!("{auth}{pg_host}/{name}");
-    let queues = Queues::create(&cfg.sqs_endpoint, &name.replace('_', "-"))?;
+    let queues = Queues::create(&cfg.sqs_endpoint, &name.replace('_', "-"), VISIBILITY_SECONDS as u32)?;
     let (db_proxy, sqs_proxy) = (Proxy::start(&pg_host), Proxy::start(&cfg.sqs_endpoint));
-    let common = |extra: &[(&str, String)]| {
-        let mut env: Vec<(String, String)> = [
-            ("DATABASE_URL", format!("{auth}127.0.0.1:{}/{name}", db_proxy.port)),
+    let wiring = Wiring {
+        database_url: format!("{auth}127.0.0.1:{}/{name}", db_proxy.port),
+        queue_url: queues.main.clone(),
+        sqs_url: sqs_proxy.url(),
+    };
+    let (mut nodes, apis) = api_nodes(cfg, &wiring);
+    nodes.extend(worker_nodes(cfg, &wiring));
+    start_nodes(&mut nodes, &apis)?;
+
+    let history = History { origin_us: now_us(), heard: Heard::default(), log: Heard::default() };
+    history.log.record(Event::Phase { phase: Phase::Safety });
+    let (clients, threads) = start_clients(cfg, apis, &history.heard);
+    strike_and_heal(cfg, name, &mut nodes, (&db_proxy, &sqs_proxy), &history.log)?;
+    history.log.record(Event::Phase { phase: Phase::Healed });
+    let healed = Instant::now();
+    stop_clients(&clients, threads, &history.log)?;
+    await_quiescence(&admin_db, healed)?;
+    let end_us = now_us();
+    history.log.record(Event::Phase { phase: Phase::End });
+    stop_nodes(&mut nodes);
+
+    let end = end_state(&admin_db, &queues)?;
+    queues.delete();
+    judge(cfg, &nodes, history, end, end_us)
+}
+
+/// What every service process is wired to: the database and SQS behind the proxies.
+struct Wiring {
+    database_url: String,
+    queue_url: String,
+    sqs_url: String,
+}
+
+impl Wiring {
+    /// The environment of a service process: the wiring, the settings every service
+    /// shares, and the role's own `extra`.
+    fn env(&self, extra: &[(&str, String)]) -> Vec<(String, String)> {
+        let common = [
+            ("DATABASE_URL", self.database_url.clone()),
             ("DB_SSLMODE", "disable".into()),
             ("DB_POOL_MAX", "4".into()),
             ("DB_ACQUIRE_TIMEOUT_MS", "1000".into()),
-            ("SQS_QUEUE_URL", queues.main.clone()),
-            ("AWS_ENDPOINT_URL_SQS", sqs_proxy.url()),
+            ("SQS_QUEUE_URL", self.queue_url.clone()),
+            ("AWS_ENDPOINT_URL_SQS", self.sqs_url.clone()),
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", "test".into()),
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("AWS_MAX_ATTEMPTS", "2".into()),
             ("LOG_LEVEL", "info".into()),
             ("TOKIO_WORKER_THREADS", "1".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        env
-    };
+        ];
+        common.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    }
+}
+
+/// The two gift-api nodes, not started yet, and their base URLs.
+fn api_nodes(cfg: &Config, wiring: &Wiring) -> (Vec<Node>, Vec<String>) {
     let mut nodes = Vec::new();
     let mut apis = Vec::new();
     for i in 1..=2 {
         let port = free_port();
         apis.push(format!("http://127.0.0.1:{port}"));
-        let env = common(&[
+        let env = wiring.env(&[
             ("HOST", "127.0.0.1".into()),
             ("PORT", port.to_string()),
             ("PUBLISH_GRACE_MS", PUBLISH_GRACE_MS.to_string()),
@@ -242,78 +205,111 @@ fn run_in(cfg: &Config, name: &str) -> Result<Outcome, String> {
         ]);
         nodes.push(Node::new(&format!("api-{i}"), Role::Api, &cfg.bins.join("gift-api"), env, &cfg.dir));
     }
-    for i in 1..=2 {
-        let max_receives = match cfg.broken {
-            Some(Broken::WorkerMaxReceives(n)) if i == 1 => n,
-            _ => MAX_RECEIVES,
-        };
-        let env = common(&[
-            ("SEND_FAILURE_RATE", cfg.send_failure_rate.to_string()),
-            ("WORKER_WAIT_SECONDS", "1".into()),
-            ("RETRY_BACKOFF_SECONDS", BACKOFF_SECONDS.to_string()),
-            ("VISIBILITY_TIMEOUT_SECONDS", VISIBILITY_SECONDS.to_string()),
-            ("STALE_QUEUED_SECONDS", STALE_SECONDS.to_string()),
-            ("RELAY_INTERVAL_MS", RELAY_INTERVAL_MS.to_string()),
-            ("MAX_RECEIVES", max_receives.to_string()),
-            ("HEARTBEAT_FILE", cfg.dir.join(format!("worker-{i}.heartbeat")).display().to_string()),
-        ]);
-        nodes.push(Node::new(&format!("worker-{i}"), Role::Worker, &cfg.bins.join("gift-worker"), env, &cfg.dir));
-    }
-    // The first API runs the migrations alone, so the others start on a ready schema.
+    (nodes, apis)
+}
+
+/// The two gift-worker nodes, not started yet; with [`Broken`], the first is the broken one.
+fn worker_nodes(cfg: &Config, wiring: &Wiring) -> Vec<Node> {
+    (1..=2)
+        .map(|i| {
+            let max_receives = match cfg.broken {
+                Some(Broken::WorkerMaxReceives(n)) if i == 1 => n,
+                _ => MAX_RECEIVES,
+            };
+            let env = wiring.env(&[
+                ("SEND_FAILURE_RATE", cfg.send_failure_rate.to_string()),
+                ("WORKER_WAIT_SECONDS", "1".into()),
+                ("RETRY_BACKOFF_SECONDS", BACKOFF_SECONDS.to_string()),
+                ("VISIBILITY_TIMEOUT_SECONDS", VISIBILITY_SECONDS.to_string()),
+                ("STALE_QUEUED_SECONDS", STALE_SECONDS.to_string()),
+                ("RELAY_INTERVAL_MS", RELAY_INTERVAL_MS.to_string()),
+                ("MAX_RECEIVES", max_receives.to_string()),
+                ("HEARTBEAT_FILE", cfg.dir.join(format!("worker-{i}.heartbeat")).display().to_string()),
+            ]);
+            Node::new(&format!("worker-{i}"), Role::Worker, &cfg.bins.join("gift-worker"), env, &cfg.dir)
+        })
+        .collect()
+}
+
+/// Starts every node. The first API runs the migrations alone, so the others start on a
+/// ready schema.
+fn start_nodes(nodes: &mut [Node], apis: &[String]) -> Result<(), String> {
     nodes[0].start()?;
     wait_healthy(&apis[0], Duration::from_secs(60))?;
     for node in nodes.iter_mut().skip(1) {
         node.start()?;
     }
-    wait_healthy(&apis[1], Duration::from_secs(60))?;
+    wait_healthy(&apis[1], Duration::from_secs(60))
+}
 
-    let origin_us = now_us();
-    let (heard, log) = (Heard::default(), Heard::default());
-    log.record(Event::Phase { phase: Phase::Safety });
-    let heal_bound = Duration::from_millis(heal_bound_ms());
+/// What the run hears besides the effect logs: the clients' answers and the nemesis' log,
+/// both timed from `origin_us`.
+struct History {
+    origin_us: i64,
+    heard: Heard,
+    log: Heard,
+}
+
+/// The client threads, each sending until wound down or past the safety phase and the
+/// heal bound.
+fn start_clients(cfg: &Config, apis: Vec<String>, heard: &Heard) -> (Arc<Clients>, Vec<JoinHandle<()>>) {
     let clients = Arc::new(Clients {
         apis,
         heard: heard.clone(),
         winding_down: Arc::new(AtomicBool::new(false)),
-        deadline: Instant::now() + cfg.safety + heal_bound,
+        deadline: Instant::now() + cfg.safety + Duration::from_millis(heal_bound_ms()),
         unfinished: Arc::new(AtomicBool::new(false)),
     });
-    let threads: Vec<_> = (0..cfg.clients)
+    let threads = (0..cfg.clients)
         .map(|id| {
             let c = clients.clone();
             std::thread::spawn(move || c.run(id))
         })
         .collect();
+    (clients, threads)
+}
 
+/// The safety phase: the seeded nemesis strikes the nodes, the proxies and the database
+/// until `cfg.safety` has passed, then everything it did is undone.
+fn strike_and_heal(
+    cfg: &Config,
+    name: &str,
+    nodes: &mut [Node],
+    (db, sqs): (&Proxy, &Proxy),
+    log: &Heard,
+) -> Result<(), String> {
     let kill_backends = || {
         let sql = format!(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
         );
         psql(&cfg.database_url, &sql).map(|_| ())
     };
-    let restart_db = |cmd: &str| {
-        let status = Command::new("sh").arg("-c").arg(cmd).status().map_err(|e| format!("sh: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("the PostgreSQL restart failed ({status}): {cmd}"))
-        }
-    };
     let restart = cfg.db_restart.as_deref().map(|cmd| move || restart_db(cmd));
     let mut nemesis = Nemesis::new(rand::rngs::StdRng::seed_from_u64(cfg.seed), log.clone());
     let mut targets = Targets {
-        nodes: &mut nodes,
-        db: &db_proxy,
-        sqs: &sqs_proxy,
+        nodes,
+        db,
+        sqs,
         kill_backends: &kill_backends,
         restart_db: restart.as_ref().map(|r| r as &dyn Fn() -> Result<(), String>),
         visibility: Duration::from_secs(VISIBILITY_SECONDS),
     };
     let struck = nemesis.run(&mut targets, Instant::now() + cfg.safety);
     nemesis.heal(&mut targets)?;
-    struck?;
-    log.record(Event::Phase { phase: Phase::Healed });
-    let healed = Instant::now();
+    struck
+}
+
+fn restart_db(cmd: &str) -> Result<(), String> {
+    let status = Command::new("sh").arg("-c").arg(cmd).status().map_err(|e| format!("sh: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the PostgreSQL restart failed ({status}): {cmd}"))
+    }
+}
+
+/// Lets the clients finish the gifts they started; notes whether any gave up.
+fn stop_clients(clients: &Clients, threads: Vec<JoinHandle<()>>, log: &Heard) -> Result<(), String> {
     clients.winding_down.store(true, Ordering::SeqCst);
     for t in threads {
         t.join().map_err(|p| format!("a client failed: {}", panic_text(&p)))?;
@@ -321,25 +317,37 @@ fn run_in(cfg: &Config, name: &str) -> Result<Outcome, String> {
     if clients.unfinished.load(Ordering::SeqCst) {
         log.record(Event::Phase { phase: Phase::ClientsUnfinished });
     }
-    while healed.elapsed() < heal_bound {
-        let queued = psql(&admin_db, "SELECT count(*) FROM gifts WHERE status = 'QUEUED'")?;
+    Ok(())
+}
+
+/// Waits until no gift is QUEUED, or the heal bound has passed since `healed` (the
+/// checker then finds the gifts left).
+fn await_quiescence(admin_db: &str, healed: Instant) -> Result<(), String> {
+    while healed.elapsed() < Duration::from_millis(heal_bound_ms()) {
+        let queued = psql(admin_db, "SELECT count(*) FROM gifts WHERE status = 'QUEUED'")?;
         if queued.trim() == "0" {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let end_us = now_us();
-    log.record(Event::Phase { phase: Phase::End });
+    Ok(())
+}
+
+/// A graceful stop of every node, kill -9 for one that does not stop within 30 s.
+fn stop_nodes(nodes: &mut [Node]) {
     for node in nodes.iter_mut() {
         if !node.terminate(Duration::from_secs(30)) {
             node.kill9();
         }
     }
+}
 
-    let end = end_state(&admin_db, &queues)?;
-    queues.delete();
+/// The history from the effect logs, the clients and the nemesis, judged by the checker;
+/// the trace written to `trace.txt`.
+fn judge(cfg: &Config, nodes: &[Node], history: History, end: EndState, end_us: i64) -> Result<Outcome, String> {
+    let History { origin_us, heard, log } = history;
     let mut builder = Builder::default();
-    for node in &nodes {
+    for node in nodes {
         for n in 1..=node.incarnations() {
             builder.read_effects(&node.effect_log(n), n, origin_us)?;
         }
@@ -373,26 +381,4 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_default()
-}
-
-fn end_state(db: &str, queues: &Queues) -> Result<EndState, String> {
-    let mut finals = std::collections::BTreeMap::new();
-    for line in psql(db, "SELECT id, status FROM gifts")?.lines() {
-        let Some((id, status)) = line.split_once('\t') else { continue };
-        let (Ok(id), Ok(status)) = (GiftId::parse(id), Status::parse(status)) else {
-            return Err(format!("unreadable gifts row {line:?}"));
-        };
-        finals.insert(id, status);
-    }
-    let mut send_requests = Vec::new();
-    let sql = "SELECT gift_id, (extract(epoch FROM created_at) * 1000000)::bigint, request_id FROM send_requests";
-    for line in psql(db, sql)?.lines() {
-        let mut parts = line.splitn(3, '\t');
-        let (Some(id), Some(at), Some(key)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let (Ok(id), Ok(at)) = (GiftId::parse(id), at.parse::<i64>()) else {
-            return Err(format!("unreadable send_requests row {line:?}"));
-        };
-        send_requests.push((id, key.to_owned(), at));
-    }
-    Ok(EndState { send_requests, finals, dead_letters: queues.dead_letters()? })
 }

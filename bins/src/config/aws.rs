@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use gift_core::defaults;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use super::{HttpArgs, LogArgs, MetricsArgs, RuntimeArgs, TapArgs, WorkerArgs};
@@ -28,10 +29,10 @@ pub struct DbArgs {
     /// disable | prefer | require | verify-ca | verify-full (applies to both forms unless the URL sets sslmode).
     #[arg(long, env = "DB_SSLMODE", default_value = "prefer")]
     pub db_sslmode: String,
-    #[arg(long, env = "DB_POOL_MAX", default_value_t = 10)]
+    #[arg(long, env = "DB_POOL_MAX", default_value_t = defaults::DB_POOL_MAX)]
     pub db_pool_max: u32,
     /// How long a request waits for a pooled connection before 503 (milliseconds).
-    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2_000)]
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = defaults::DB_ACQUIRE_TIMEOUT_MS)]
     pub db_acquire_timeout_ms: u64,
     /// Apply database migrations at start (under an advisory lock).
     #[arg(long, env = "RUN_MIGRATIONS", default_value_t = true, action = clap::ArgAction::Set)]

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use gift_core::defaults;
 
 #[cfg(feature = "aws")]
 mod aws;
@@ -95,17 +96,17 @@ pub struct HttpArgs {
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
     /// Largest request body accepted (bytes); larger bodies get 413.
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// A request taking longer gets 503 (milliseconds).
-    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = defaults::REQUEST_TIMEOUT_MS)]
     pub request_timeout_ms: u64,
     /// Requests handled at once; beyond this the API sheds load with 503 + Retry-After.
-    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = defaults::MAX_CONCURRENT_REQUESTS)]
     pub max_concurrent_requests: usize,
     /// How long an accepted send's outbox row waits for the API's own publish before the
     /// relay publishes it (milliseconds).
-    #[arg(long, env = "PUBLISH_GRACE_MS", default_value_t = 5_000)]
+    #[arg(long, env = "PUBLISH_GRACE_MS", default_value_t = defaults::PUBLISH_GRACE_MS)]
     pub publish_grace_ms: u64,
 }
 
@@ -121,32 +122,32 @@ impl HttpArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
     /// Probability (0.0–1.0) that a pseudo-send fails.
-    #[arg(long, env = "SEND_FAILURE_RATE", default_value_t = 0.2, value_parser = parse_rate)]
+    #[arg(long, env = "SEND_FAILURE_RATE", default_value_t = defaults::SEND_FAILURE_RATE, value_parser = parse_rate)]
     pub send_failure_rate: f64,
     /// Messages per receive (1–10); up to twice this many are handled concurrently.
-    #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10))]
+    #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = defaults::WORKER_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub worker_batch_size: u32,
     /// Long-poll wait per receive (0–20 seconds).
-    #[arg(long, env = "WORKER_WAIT_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+    #[arg(long, env = "WORKER_WAIT_SECONDS", default_value_t = defaults::WORKER_WAIT_SECONDS, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub worker_wait_seconds: u64,
     /// How long a failed message stays hidden before its next attempt (seconds).
-    #[arg(long, env = "RETRY_BACKOFF_SECONDS", default_value_t = 5)]
+    #[arg(long, env = "RETRY_BACKOFF_SECONDS", default_value_t = defaults::RETRY_BACKOFF_SECONDS)]
     pub retry_backoff_seconds: u64,
     /// The receive on which a failure is final; must equal the queue's maxReceiveCount.
-    #[arg(long, env = "MAX_RECEIVES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "MAX_RECEIVES", default_value_t = defaults::MAX_RECEIVES, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_receives: u32,
     /// Pause between outbox relay passes (milliseconds).
-    #[arg(long, env = "RELAY_INTERVAL_MS", default_value_t = 1_000)]
+    #[arg(long, env = "RELAY_INTERVAL_MS", default_value_t = defaults::RELAY_INTERVAL_MS)]
     pub relay_interval_ms: u64,
     /// A QUEUED gift untouched this long is assumed to have lost its message and is
     /// re-published (seconds). It must exceed the retry window (MAX_RECEIVES × (visibility
     /// timeout + backoff)) and be at most 7 days.
-    #[arg(long, env = "STALE_QUEUED_SECONDS", default_value_t = 900)]
+    #[arg(long, env = "STALE_QUEUED_SECONDS", default_value_t = defaults::STALE_QUEUED_SECONDS)]
     pub stale_queued_seconds: u64,
     /// The queue's visibility timeout (seconds): how long a received message stays hidden.
     /// The worker renews it while a pseudo-send runs; `gift-local` configures its embedded
     /// queue with it; on AWS it must equal the SQS queue's setting.
-    #[arg(long, env = "VISIBILITY_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    #[arg(long, env = "VISIBILITY_TIMEOUT_SECONDS", default_value_t = defaults::VISIBILITY_TIMEOUT_SECONDS, value_parser = clap::value_parser!(u64).range(1..=43_200))]
     pub visibility_timeout_seconds: u64,
 }
 

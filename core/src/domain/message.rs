@@ -2,21 +2,12 @@ use super::ParseError;
 
 /// The optional note that goes with a gift: at most 500 characters, no NUL
 /// (PostgreSQL text cannot store it, so accepting it would turn into a 500 later).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Message(String);
 
 impl Message {
     pub const MAX_CHARS: usize = 500;
-
-    /// `None` and JSON `null` both mean "no message".
-    pub fn parse_json(value: Option<&serde_json::Value>) -> Result<Option<Self>, ParseError> {
-        match value {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(s)) => Self::parse(s.clone()).map(Some),
-            Some(_) => Err(ParseError::new("message must be a string")),
-        }
-    }
 
     pub fn parse(s: String) -> Result<Self, ParseError> {
         if s.chars().count() > Self::MAX_CHARS {
@@ -30,6 +21,13 @@ impl Message {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for Message {
+    type Error = ParseError;
+    fn try_from(s: String) -> Result<Self, ParseError> {
+        Self::parse(s)
     }
 }
 
@@ -60,7 +58,8 @@ mod tests {
     #[test]
     fn nul_and_non_strings_are_rejected() {
         assert!(Message::parse("a\0b".into()).is_err());
-        assert!(Message::parse_json(Some(&serde_json::json!(5))).is_err());
-        assert_eq!(Message::parse_json(Some(&serde_json::Value::Null)).unwrap(), None);
+        assert!(serde_json::from_value::<Message>(serde_json::json!(5)).is_err());
+        assert_eq!(serde_json::from_value::<Option<Message>>(serde_json::Value::Null).unwrap(), None);
+        assert!(serde_json::from_value::<Message>(serde_json::json!("a\0b")).is_err());
     }
 }

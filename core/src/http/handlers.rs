@@ -2,17 +2,16 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::Value;
 
+use super::extract::JsonBody;
 use super::views::{CreateGiftRequest, CreatedGift, ErrorBody, GiftView, Health, Readiness};
 use super::{ApiError, ApiState};
-use crate::domain::{Amount, GiftId, IdempotencyKey, Message, SendAccepted, TraceParent};
+use crate::domain::{GiftId, IdempotencyKey, SendAccepted, TraceParent};
 use crate::error::AppError;
 use crate::service::{self, SendOutcome};
 
@@ -31,13 +30,9 @@ type Shared = State<Arc<ApiState>>;
 )]
 pub(super) async fn create_gift(
     State(state): Shared,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(body): JsonBody<CreateGiftRequest>,
 ) -> Result<Response, ApiError> {
-    let body = parse_json_object(body)?;
-    let amount = Amount::parse_json(body.get("amount")).map_err(AppError::from)?;
-    let message = Message::parse_json(body.get("message")).map_err(AppError::from)?;
-    let deps = &state.deps;
-    let gift = service::create_gift(&*deps.store, &*deps.env, amount, message).await?;
+    let gift = service::create_gift(&state.deps, body.amount, body.message).await?;
     Ok((StatusCode::CREATED, Json(CreatedGift::from(&gift))).into_response())
 }
 
@@ -80,31 +75,15 @@ pub(super) async fn get_gift(
 )]
 pub(super) async fn send_gift(
     State(state): Shared,
+    key: IdempotencyKey,
     path: Result<Path<String>, PathRejection>,
     trace: Option<Extension<TraceParent>>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let key = match headers.get("idempotency-key") {
-        None => return Err(AppError::Validation("Idempotency-Key header is required".into()).into()),
-        Some(v) => v
-            .to_str()
-            .map_err(|_| AppError::Validation("Idempotency-Key must contain only visible ASCII characters".into()))
-            .and_then(|s| IdempotencyKey::parse(s).map_err(AppError::from))?,
-    };
     let id = parse_gift_id(path, Some(&key))?;
-    let deps = &state.deps;
     let trace = trace.map(|Extension(t)| t);
-    let outcome = service::request_send(
-        &*deps.store,
-        &*deps.queue,
-        &*deps.env,
-        id,
-        key.clone(),
-        state.config.publish_grace,
-        trace,
-    )
-    .await
-    .map_err(|e| ApiError::new(e, Some(key)))?;
+    let outcome = service::request_send(&state.deps, id, key.clone(), state.config.publish_grace, trace)
+        .await
+        .map_err(|e| ApiError::new(e, Some(key)))?;
     Ok(match outcome {
         SendOutcome::Accepted(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
         SendOutcome::Replayed(body) => (StatusCode::OK, Json(body)).into_response(),
@@ -156,21 +135,6 @@ pub(super) async fn route_not_found(uri: Uri) -> ApiError {
 
 pub(super) async fn method_not_allowed() -> ApiError {
     AppError::MethodNotAllowed.into()
-}
-
-fn parse_json_object(body: Result<Bytes, BytesRejection>) -> Result<serde_json::Map<String, Value>, AppError> {
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge
-        } else {
-            AppError::Validation(format!("could not read the request body: {rejection}"))
-        }
-    })?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(AppError::Validation("the request body must be a JSON object".into())),
-        Err(e) => Err(AppError::Validation(format!("malformed JSON: {e}"))),
-    }
 }
 
 fn parse_gift_id(path: Result<Path<String>, PathRejection>, key: Option<&IdempotencyKey>) -> Result<GiftId, ApiError> {

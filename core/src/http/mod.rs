@@ -2,6 +2,7 @@
 //! production binaries add transport middleware (timeouts, limits, tracing) around it.
 
 mod error;
+mod extract;
 mod handlers;
 mod views;
 
@@ -29,6 +30,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::defaults;
 use crate::service::Deps;
 
 /// Settings the HTTP layer needs besides the ports.
@@ -42,7 +44,10 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { publish_grace: Duration::from_secs(5), max_body_bytes: 16 * 1024 }
+        Self {
+            publish_grace: Duration::from_millis(defaults::PUBLISH_GRACE_MS),
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+        }
     }
 }
 

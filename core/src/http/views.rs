@@ -1,22 +1,22 @@
 //! The JSON bodies the API reads and writes. They are what gets serialised, and their
 //! schemas are what `/openapi.json` publishes, so the document cannot drift from the code.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{Gift, Status, Timestamp};
+use crate::domain::{Amount, Gift, Message, Status, Timestamp};
 
-/// `POST /gifts` body. Parsed by hand into domain types (for precise error messages); this
-/// type only describes it.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+// Parsed by serde into the domain types: their `Deserialize` is their validation.
+/// `POST /gifts` body.
+#[derive(Deserialize, ToSchema)]
 pub struct CreateGiftRequest {
     /// A positive integer.
-    #[schema(minimum = 1, format = Int64)]
-    amount: i64,
-    /// At most 500 characters; no NUL.
-    #[schema(max_length = 500, pattern = "^[^\\u0000]*$", nullable)]
-    message: Option<String>,
+    #[schema(value_type = i64, minimum = 1, format = Int64)]
+    pub amount: Amount,
+    /// At most 500 characters; no NUL. Absent and `null` both mean none.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = "^[^\\u0000]*$", nullable)]
+    pub message: Option<Message>,
 }
 
 /// `201` answer to `POST /gifts`.
@@ -103,4 +103,64 @@ pub struct Readiness {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::domain::{GiftCode, GiftId, IdempotencyKey, SendAccepted};
+
+    fn schema(name: &str) -> Value {
+        let doc: Value = serde_json::from_str(&crate::http::openapi_json()).unwrap();
+        doc["components"]["schemas"][name].clone()
+    }
+
+    fn keys(v: &Value) -> BTreeSet<String> {
+        v.as_object().expect("an object").keys().cloned().collect()
+    }
+
+    /// The fields a published schema names are the fields the code writes, and the ones it
+    /// calls required are the ones never null.
+    fn pins(name: &str, written: Value) {
+        let schema = schema(name);
+        assert_eq!(keys(&schema["properties"]), keys(&written), "{name}: schema and body disagree");
+        let required: BTreeSet<String> =
+            schema["required"].as_array().into_iter().flatten().map(|k| k.as_str().unwrap().to_owned()).collect();
+        let never_null: BTreeSet<String> =
+            written.as_object().unwrap().iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()).collect();
+        assert_eq!(required, never_null, "{name}: required fields");
+    }
+
+    fn gift() -> Gift {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        Gift::new(GiftId::from_random(1), GiftCode::from_random(1), Amount::try_from(5).unwrap(), None, now)
+    }
+
+    #[test]
+    fn the_published_schemas_name_the_fields_the_answers_carry() {
+        let g = gift();
+        pins("GiftView", serde_json::to_value(GiftView::from(&g)).unwrap());
+        pins("CreatedGift", serde_json::to_value(CreatedGift::from(&g)).unwrap());
+        let accepted =
+            SendAccepted { gift_id: g.id, status: g.status, request_id: IdempotencyKey::parse("k").unwrap() };
+        pins("SendAccepted", serde_json::to_value(accepted).unwrap());
+        let detail = ErrorDetail { code: "NOT_FOUND".into(), message: "gift not found".into() };
+        pins("ErrorBody", serde_json::to_value(ErrorBody { error: detail, request_id: None }).unwrap());
+    }
+
+    #[test]
+    fn the_create_body_schema_names_the_fields_the_parser_reads() {
+        let schema = schema("CreateGiftRequest");
+        assert_eq!(keys(&schema["properties"]), BTreeSet::from(["amount".to_owned(), "message".to_owned()]));
+        assert_eq!(schema["required"], json!(["amount"]));
+        let full: CreateGiftRequest = serde_json::from_value(json!({"amount": 7, "message": "hi"})).unwrap();
+        assert_eq!((full.amount.get(), full.message.as_ref().map(Message::as_str)), (7, Some("hi")));
+        let bare: CreateGiftRequest = serde_json::from_value(json!({"amount": 7})).unwrap();
+        assert!(bare.message.is_none());
+        assert!(serde_json::from_value::<CreateGiftRequest>(json!({"message": "hi"})).is_err());
+    }
 }

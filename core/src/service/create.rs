@@ -1,18 +1,14 @@
 use crate::domain::{Amount, Gift, GiftCode, GiftId, Message};
 use crate::error::{AppError, StoreError};
-use crate::ports::{Env, Store};
+use crate::service::Deps;
 
 /// Draws this many codes before giving up; with 60 random bits a second draw is already
 /// astronomically rare, so exhausting them means the store is misbehaving.
 const CODE_ATTEMPTS: usize = 5;
 
 /// Creates a CREATED gift with a fresh id and a unique code.
-pub async fn create_gift(
-    store: &dyn Store,
-    env: &dyn Env,
-    amount: Amount,
-    message: Option<Message>,
-) -> Result<Gift, AppError> {
+pub async fn create_gift(deps: &Deps, amount: Amount, message: Option<Message>) -> Result<Gift, AppError> {
+    let (store, env) = (&deps.store, &deps.env);
     let id = GiftId::from_random(env.random_u128());
     let now = env.now();
     for _ in 0..CODE_ATTEMPTS {

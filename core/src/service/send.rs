@@ -3,7 +3,8 @@ use std::time::Duration;
 use crate::domain::{GiftId, IdempotencyKey, SendAccepted, SendMessage, TraceParent};
 use crate::error::AppError;
 use crate::metrics::{self, SendTag};
-use crate::ports::{Env, OutboxEntry, Queue, SendCommand, SendDecision, Store};
+use crate::ports::{OutboxEntry, SendCommand, SendDecision};
+use crate::service::Deps;
 
 /// The answer to a send request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,15 +21,14 @@ pub enum SendOutcome {
 /// either way, which is what makes "accepted" mean "will be processed". `trace` (the
 /// request's) goes with the outbox row and the message.
 pub async fn request_send(
-    store: &dyn Store,
-    queue: &dyn Queue,
-    env: &dyn Env,
+    deps: &Deps,
     gift_id: GiftId,
     key: IdempotencyKey,
     publish_grace: Duration,
     trace: Option<TraceParent>,
 ) -> Result<SendOutcome, AppError> {
-    let now = env.now();
+    let (store, queue) = (&deps.store, &deps.queue);
+    let now = deps.env.now();
     let cmd = SendCommand {
         gift_id,
         key: key.clone(),
@@ -56,7 +56,7 @@ pub async fn request_send(
     tracing::info!(gift_id = %gift_id, request_id = %key, event = "QUEUED", "send accepted");
 
     let message = SendMessage { gift_id, request_id: key.clone() };
-    match queue.publish(&message.to_body(), trace.as_ref()).await {
+    match queue.publish(&message, trace.as_ref()).await {
         Ok(message_id) => {
             tracing::info!(gift_id = %gift_id, request_id = %key, message_id = %message_id.0, event = "PUBLISHED", "send message published");
             let entry = OutboxEntry { gift_id, request_id: key.clone(), trace };

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gift_core::domain::TraceParent;
+use gift_core::domain::{GiftId, IdempotencyKey, SendMessage, TraceParent};
 use gift_core::ports::{Delivery, Queue};
 
 use crate::rt;
@@ -38,15 +38,18 @@ async fn receive_n(q: &dyn Queue, n: usize, patience: usize) -> Vec<Delivery> {
     got
 }
 
-fn unique_body(tag: &str) -> String {
-    format!("{{\"test\":\"{tag}\",\"nonce\":{}}}", rt::random_u64())
+/// A message no other test publishes: its gift id is random, its key names the test.
+pub fn unique_message(tag: &str) -> SendMessage {
+    let gift_id = GiftId::from_random(u128::from(rt::random_u64()) << 64 | u128::from(rt::random_u64()));
+    SendMessage { gift_id, request_id: IdempotencyKey::parse(tag).expect("a test's tag is a valid key") }
 }
 
 /// A published message is received with its body and receive count 1, then hidden.
 pub async fn publish_then_receive(t: QueueUnderTest) {
     let q = &*t.queue;
-    let body = unique_body("publish");
-    q.publish(&body, None).await.unwrap();
+    let message = unique_message("publish");
+    let body = message.to_body();
+    q.publish(&message, None).await.unwrap();
     let got = receive_n(q, 1, 3).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!((got[0].body.as_str(), got[0].receive_count), (body.as_str(), 1));
@@ -58,14 +61,14 @@ pub async fn publish_then_receive(t: QueueUnderTest) {
 pub async fn the_trace_travels_with_the_message(t: QueueUnderTest) {
     let q = &*t.queue;
     let trace = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
-    q.publish(&unique_body("traced"), Some(&trace)).await.unwrap();
+    q.publish(&unique_message("traced"), Some(&trace)).await.unwrap();
     let first = receive_n(q, 1, 3).await.remove(0);
     assert_eq!(first.trace, Some(trace));
     q.set_visibility(&first.receipt, Duration::ZERO).await.unwrap();
     let again = receive_n(q, 1, 3).await.remove(0);
     assert_eq!((again.receive_count, again.trace), (2, Some(trace)), "the redelivery keeps it");
     q.delete(&again.receipt).await.unwrap();
-    q.publish(&unique_body("untraced"), None).await.unwrap();
+    q.publish(&unique_message("untraced"), None).await.unwrap();
     assert_eq!(receive_n(q, 1, 3).await.remove(0).trace, None);
 }
 
@@ -73,7 +76,7 @@ pub async fn the_trace_travels_with_the_message(t: QueueUnderTest) {
 /// receipt; deleting it removes it for good; deleting twice is not an error.
 pub async fn release_redelivers_and_delete_removes(t: QueueUnderTest) {
     let q = &*t.queue;
-    q.publish(&unique_body("release"), None).await.unwrap();
+    q.publish(&unique_message("release"), None).await.unwrap();
     let first = receive_n(q, 1, 3).await.remove(0);
     q.set_visibility(&first.receipt, Duration::ZERO).await.unwrap();
     let second = receive_n(q, 1, 3).await.remove(0);
@@ -90,7 +93,7 @@ pub async fn release_redelivers_and_delete_removes(t: QueueUnderTest) {
 pub async fn delete_all_removes_each(t: QueueUnderTest) {
     let q = &*t.queue;
     for i in 0..12 {
-        q.publish(&unique_body(&format!("delete-all-{i}")), None).await.unwrap();
+        q.publish(&unique_message(&format!("delete-all-{i}")), None).await.unwrap();
     }
     let got = receive_n(q, 12, 5).await;
     assert_eq!(got.len(), 12, "{got:?}");
@@ -113,7 +116,7 @@ pub async fn delete_all_removes_each(t: QueueUnderTest) {
 /// A delay hides the message at least that long, then it comes back.
 pub async fn delay_hides_then_returns(t: QueueUnderTest) {
     let q = &*t.queue;
-    q.publish(&unique_body("delay"), None).await.unwrap();
+    q.publish(&unique_message("delay"), None).await.unwrap();
     let first = receive_n(q, 1, 3).await.remove(0);
     q.set_visibility(&first.receipt, Duration::from_secs(2)).await.unwrap();
     assert!(q.receive(10, Duration::from_millis(500)).await.unwrap().is_empty(), "visible before its delay");
@@ -125,7 +128,7 @@ pub async fn delay_hides_then_returns(t: QueueUnderTest) {
 /// Without a delete, the visibility timeout (1 s for this test's queue) brings it back.
 pub async fn visibility_timeout_expires(t: QueueUnderTest) {
     let q = &*t.queue;
-    q.publish(&unique_body("expire"), None).await.unwrap();
+    q.publish(&unique_message("expire"), None).await.unwrap();
     let first = receive_n(q, 1, 3).await.remove(0);
     rt::sleep(Duration::from_millis(1500)).await;
     let again = receive_n(q, 1, 3).await;
@@ -136,8 +139,9 @@ pub async fn visibility_timeout_expires(t: QueueUnderTest) {
 /// After the fifth receive the message is not delivered again: it is dead-lettered.
 pub async fn fifth_receive_is_the_last(t: QueueUnderTest) {
     let q = &*t.queue;
-    let body = unique_body("dlq");
-    q.publish(&body, None).await.unwrap();
+    let message = unique_message("dlq");
+    let body = message.to_body();
+    q.publish(&message, None).await.unwrap();
     for expected in 1..=5 {
         let d = receive_n(q, 1, 3).await;
         assert_eq!(d.len(), 1, "receive {expected} got nothing");
@@ -159,10 +163,11 @@ pub async fn fifth_receive_is_the_last(t: QueueUnderTest) {
 /// A batch: each of several messages is delivered exactly once across receives.
 pub async fn batch_delivers_each_once(t: QueueUnderTest) {
     let q = &*t.queue;
-    let bodies: BTreeSet<String> = (0..5).map(|i| unique_body(&format!("batch-{i}"))).collect();
-    for b in &bodies {
-        q.publish(b, None).await.unwrap();
+    let messages: Vec<SendMessage> = (0..5).map(|i| unique_message(&format!("batch-{i}"))).collect();
+    for m in &messages {
+        q.publish(m, None).await.unwrap();
     }
+    let bodies: BTreeSet<String> = messages.iter().map(SendMessage::to_body).collect();
     let got = receive_n(q, bodies.len(), 5).await;
     let received: Vec<String> = got.iter().map(|d| d.body.clone()).collect();
     assert_eq!(received.len(), bodies.len(), "{received:?}");

@@ -3,9 +3,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gift_core::domain::TraceParent;
+use gift_core::domain::{SendMessage, TraceParent};
 use gift_core::ports::{Delivery, MessageId, Queue, Receipt};
-use gift_core::QueueError;
+use gift_core::{defaults, QueueError};
 use tokio::sync::Notify;
 
 use crate::rt::{self, Instant};
@@ -20,7 +20,10 @@ pub struct QueueSettings {
 
 impl Default for QueueSettings {
     fn default() -> Self {
-        Self { visibility_timeout: Duration::from_secs(30), max_receives: 5 }
+        Self {
+            visibility_timeout: Duration::from_secs(defaults::VISIBILITY_TIMEOUT_SECONDS),
+            max_receives: defaults::MAX_RECEIVES,
+        }
     }
 }
 
@@ -163,8 +166,8 @@ impl MemoryQueue {
 
 #[async_trait]
 impl Queue for MemoryQueue {
-    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
-        Ok(MessageId(self.enqueue_traced(body, trace.copied()).to_string()))
+    async fn publish(&self, message: &SendMessage, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
+        Ok(MessageId(self.enqueue_traced(&message.to_body(), trace.copied()).to_string()))
     }
 
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message, Status, Timestamp, TraceParent};
 use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
-use gift_core::StoreError;
+use gift_core::{defaults, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::Row;
 use uuid::Uuid;
@@ -39,7 +39,11 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout: Duration::from_secs(2), statement_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: defaults::DB_POOL_MAX,
+            acquire_timeout: Duration::from_millis(defaults::DB_ACQUIRE_TIMEOUT_MS),
+            statement_timeout: Duration::from_secs(5),
+        }
     }
 }
 

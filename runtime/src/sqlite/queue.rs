@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gift_core::domain::TraceParent;
+use gift_core::domain::{SendMessage, TraceParent};
 use gift_core::ports::{Delivery, MessageId, Queue, Receipt};
 use gift_core::{QueueError, StoreError};
 use sqlx::Row;
@@ -103,9 +103,9 @@ impl SqliteQueue {
 
 #[async_trait]
 impl Queue for SqliteQueue {
-    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
+    async fn publish(&self, message: &SendMessage, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
         sqlx::query("INSERT INTO queue_messages (body, visible_at, traceparent) VALUES (?, ?, ?)")
-            .bind(body)
+            .bind(message.to_body())
             .bind(micros(rt::now_utc()))
             .bind(trace.map(|t| t.to_string()))
             .execute(&self.pool)

@@ -148,12 +148,14 @@ fn seconds(d: Duration) -> i32 {
 
 #[async_trait]
 impl Queue for SqsQueue {
-    async fn publish(&self, body: &str, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
-        let mut send = self.client.send_message().queue_url(&self.queue_url).message_body(body);
+    async fn publish(&self, message: &SendMessage, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
         // The request id also travels as an attribute, so it is visible without parsing the body.
-        if let Ok(msg) = SendMessage::from_body(body) {
-            send = send.message_attributes("request_id", string_attribute(msg.request_id.as_str())?);
-        }
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(message.to_body())
+            .message_attributes("request_id", string_attribute(message.request_id.as_str())?);
         if let Some(trace) = trace {
             send = send.message_attributes(TRACEPARENT, string_attribute(&trace.to_string())?);
         }

@@ -4,7 +4,8 @@
 //! only by the stale-QUEUED re-arm much later).
 
 use super::{Checker, End, Facts, Invariant, Out, Report};
-use crate::history::{is_relay, Entry, Event};
+use crate::history::{Entry, Event};
+use crate::kinds::NodeKind;
 
 #[derive(Default)]
 pub struct Messages;
@@ -18,11 +19,16 @@ impl Checker for Messages {
                     Some(*gift),
                     format!("{node} published m{msg} key={key} at {} ms, never answered Queued", entry.at_ms),
                 ),
-                Some(asked) if is_relay(node) && entry.at_ms < asked + facts.expect.publish_grace_ms => out.add(
-                    Invariant::RelayedEarly,
-                    Some(*gift),
-                    format!("{node} published m{msg} at {} ms, the send asked at {asked} ms", entry.at_ms),
-                ),
+                Some(asked)
+                    if NodeKind::of(node) == Some(NodeKind::Relay)
+                        && entry.at_ms < asked + facts.expect.publish_grace_ms =>
+                {
+                    out.add(
+                        Invariant::RelayedEarly,
+                        Some(*gift),
+                        format!("{node} published m{msg} at {} ms, the send asked at {asked} ms", entry.at_ms),
+                    )
+                }
                 Some(_) => {}
             },
             Event::Received { node, msg, gift, .. } if facts.deleted.contains(msg) => out.add(

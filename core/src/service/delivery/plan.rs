@@ -1,34 +1,51 @@
-//! What each gift of a batch comes to, phase by phase, and what that means for each of its
-//! deliveries.
+//! One gift of a batch, phase by phase: each phase's state is its own enum, and the last,
+//! [`Verdict`], is all that is left to settle, so no gift can reach the queue undecided.
 
-use crate::domain::{Gift, SendMessage, Timestamp};
+use crate::domain::{Gift, SendMessage, Status, Timestamp};
 use crate::error::StoreError;
 use crate::metrics;
 use crate::ports::Delivery;
 
 use super::{DeliveryOutcome, RetryPolicy};
 
+/// A delivery with its place in the receive: outcomes are answered in that order.
+pub struct Placed {
+    pub at: usize,
+    pub delivery: Delivery,
+}
+
 /// The deliveries of one gift in a batch. `lead` (the highest receive count, the first of
-/// equals) carries the gift's one attempt; the others share its fate.
+/// equals) carries the gift's one attempt; the `others` share its fate.
 pub struct GiftWork {
     pub msg: SendMessage,
-    pub lead: usize,
-    /// Indices into the batch's deliveries, `lead` included.
-    pub all: Vec<usize>,
+    pub lead: Placed,
+    pub others: Vec<Placed>,
     /// The gift's span in the lead's trace (none if it came untraced): the gift's log lines
     /// carry the trace of the request that accepted it.
     pub span: tracing::Span,
 }
 
-/// Where a gift's work stands.
-pub enum Verdict {
-    /// QUEUED when loaded: pseudo-send it.
+/// A gift once loaded.
+pub enum Loaded {
+    /// QUEUED: pseudo-send it.
     Attempt(Gift),
+    /// Nothing to attempt.
+    Decided(Verdict),
+}
+
+/// A gift once its attempt (if any) has ended.
+pub enum Attempted {
     /// Pseudo-sent: record SENT, then delete. `queued_at` is the gift's QUEUED time, when
     /// its send was accepted.
     Dispatched { queued_at: Timestamp },
     /// Failed on its final receive: record FAILED.
     GiveUp(String),
+    /// Nothing to record.
+    Decided(Verdict),
+}
+
+/// What becomes of a gift's deliveries.
+pub enum Verdict {
     /// Failed with budget left: delay every delivery by the backoff.
     Retry,
     /// Done with the gift: delete every delivery; the lead's outcome is this.
@@ -59,27 +76,72 @@ impl Action {
 }
 
 /// Groups readable deliveries by gift, in order of first appearance; the others are poison.
-pub fn group(deliveries: &[Delivery]) -> (Vec<GiftWork>, Vec<(usize, String)>) {
+pub fn group(deliveries: Vec<Delivery>) -> (Vec<GiftWork>, Vec<(Placed, String)>) {
     let mut works: Vec<GiftWork> = Vec::new();
     let mut poison = Vec::new();
-    for (i, d) in deliveries.iter().enumerate() {
-        match SendMessage::from_body(&d.body) {
+    for (at, delivery) in deliveries.into_iter().enumerate() {
+        let placed = Placed { at, delivery };
+        match SendMessage::from_body(&placed.delivery.body) {
             Ok(msg) => match works.iter_mut().find(|w| w.msg.gift_id == msg.gift_id) {
-                Some(w) => {
-                    w.all.push(i);
-                    if d.receive_count > deliveries[w.lead].receive_count {
-                        w.lead = i;
-                    }
+                Some(w) if placed.delivery.receive_count > w.lead.delivery.receive_count => {
+                    w.others.push(std::mem::replace(&mut w.lead, placed));
                 }
-                None => works.push(GiftWork { msg, lead: i, all: vec![i], span: tracing::Span::none() }),
+                Some(w) => w.others.push(placed),
+                None => works.push(GiftWork { msg, lead: placed, others: Vec::new(), span: tracing::Span::none() }),
             },
-            Err(e) => poison.push((i, e.to_string())),
+            Err(e) => poison.push((placed, e.to_string())),
         }
     }
     (works, poison)
 }
 
 impl GiftWork {
+    /// The gift's deliveries in the order received.
+    pub fn in_order(&self) -> Vec<&Placed> {
+        let mut all: Vec<&Placed> = std::iter::once(&self.lead).chain(&self.others).collect();
+        all.sort_by_key(|p| p.at);
+        all
+    }
+
+    /// Each delivery with what becomes of it under `verdict`.
+    pub fn actions(self, verdict: &Verdict) -> Vec<(Placed, Action)> {
+        let lead = (self.lead, verdict.action(true));
+        std::iter::once(lead).chain(self.others.into_iter().map(|p| (p, verdict.action(false)))).collect()
+    }
+
+    /// What the loaded gift calls for: a pseudo-send if QUEUED, a delete if finished.
+    pub fn loaded(&self, gift: Option<Gift>) -> Loaded {
+        let _span = self.span.enter();
+        let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
+        let verdict = match gift {
+            None => {
+                tracing::error!(%gift_id, %request_id, error_code = "UNKNOWN_GIFT", "message names no gift; left for the dead-letter queue");
+                Verdict::Leave(DeliveryOutcome::Poison(format!("unknown gift {gift_id}")))
+            }
+            Some(g) if g.status.is_terminal() => {
+                tracing::info!(%gift_id, %request_id, event = "DUPLICATE", gift_status = g.status.as_str(), "duplicate delivery deleted");
+                Verdict::Delete(DeliveryOutcome::Duplicate)
+            }
+            Some(g) if g.status == Status::Queued => return Loaded::Attempt(g),
+            Some(g) => {
+                tracing::error!(%gift_id, %request_id, error_code = "NOT_QUEUED", gift_status = g.status.as_str(), "message for a gift not queued; left for redelivery");
+                Verdict::Leave(DeliveryOutcome::Error(format!("gift {gift_id} is {}", g.status)))
+            }
+        };
+        Loaded::Decided(verdict)
+    }
+
+    /// A gift another batch of this worker is attempting is not attempted again: its
+    /// deliveries come back after the backoff, when that attempt has ended. (They are not
+    /// deleted: one may be the very message the other batch holds, redelivered after its
+    /// visibility ran out.)
+    pub fn in_hand_elsewhere(&self) -> Loaded {
+        let _span = self.span.enter();
+        let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
+        tracing::info!(%gift_id, %request_id, event = "IN_HAND", "gift in hand in another batch; delivery delayed");
+        Loaded::Decided(Verdict::Retry)
+    }
+
     pub fn store_error(&self, e: &StoreError) -> DeliveryOutcome {
         let _span = self.span.enter();
         let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
@@ -88,21 +150,21 @@ impl GiftWork {
     }
 
     /// A failed pseudo-send: final on the last receive, otherwise retried.
-    pub fn failed(&self, reason: String, receive_count: u32, retry: RetryPolicy) -> Verdict {
+    pub fn failed(&self, reason: String, receive_count: u32, retry: RetryPolicy) -> Attempted {
         let _span = self.span.enter();
         if receive_count >= retry.max_receives {
-            return Verdict::GiveUp(reason);
+            return Attempted::GiveUp(reason);
         }
         let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
         tracing::warn!(%gift_id, %request_id, event = "RETRY", error_code = "SEND_FAILED", error_message = %reason, receive_count, "send failed; will retry");
-        Verdict::Retry
+        Attempted::Decided(Verdict::Retry)
     }
 
-    pub fn abandoned(&self) -> Verdict {
+    pub fn abandoned(&self) -> Attempted {
         let _span = self.span.enter();
         let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
         tracing::warn!(%gift_id, %request_id, error_code = "LEASE_EXPIRED", "pseudo-send abandoned: the message's visibility ran out");
-        Verdict::Leave(DeliveryOutcome::Error("the lease ran out during the pseudo-send".into()))
+        Attempted::Decided(Verdict::Leave(DeliveryOutcome::Error("the lease ran out during the pseudo-send".into())))
     }
 
     /// The answer of the SENT update for this gift, recorded `now`.
@@ -145,9 +207,6 @@ impl Verdict {
             Verdict::Failed => Action::Delete(DeliveryOutcome::Duplicate),
             Verdict::Retry => Action::Delay,
             Verdict::Leave(outcome) => Action::Leave(outcome.clone()),
-            Verdict::Attempt(_) | Verdict::Dispatched { .. } | Verdict::GiveUp(_) => {
-                Action::Leave(DeliveryOutcome::Error("delivery left undecided".into()))
-            }
         }
     }
 }
@@ -164,6 +223,10 @@ mod tests {
         Delivery { message_id: MessageId(gift.to_string()), body: msg.to_body(), receipt, receive_count, trace: None }
     }
 
+    fn places(work: &GiftWork) -> (usize, Vec<usize>) {
+        (work.lead.at, work.in_order().iter().map(|p| p.at).collect())
+    }
+
     #[test]
     fn deliveries_of_one_gift_share_one_work_led_by_the_highest_receive_count() {
         let batch = [delivery(1, 2), delivery(2, 1), delivery(1, 5), delivery(1, 5)];
@@ -175,11 +238,11 @@ mod tests {
             receive_count: 1,
             trace: None,
         });
-        let (works, poison) = group(&with_poison);
+        let (works, poison) = group(with_poison);
         assert_eq!(works.len(), 2);
-        assert_eq!((works[0].lead, works[0].all.clone()), (2, vec![0, 2, 3]));
-        assert_eq!((works[1].lead, works[1].all.clone()), (1, vec![1]));
-        assert_eq!(poison.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(places(&works[0]), (2, vec![0, 2, 3]));
+        assert_eq!(places(&works[1]), (1, vec![1]));
+        assert_eq!(poison.iter().map(|(p, _)| p.at).collect::<Vec<_>>(), vec![4]);
     }
 
     #[test]

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::{select, Either};
-use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, SendAccepted, Status};
-use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
+use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Status};
+use gift_core::ports::Store;
 use gift_core::StoreError;
 use tokio::sync::Barrier;
 
+use super::call::perform;
 use crate::rt;
 
 /// Gifts the recorder creates, CREATED, before the clients start.
@@ -21,7 +21,7 @@ pub const GHOST: G = G(GIFTS);
 /// The keys clients send with: few, so that replays and conflicts happen.
 pub const KEYS: [&str; 2] = ["a", "b"];
 /// Outbox rows one read asks for: more than a store shared by a test run ever holds.
-const OUTBOX_LIMIT: u32 = 100_000;
+pub(super) const OUTBOX_LIMIT: u32 = 100_000;
 
 /// A gift of the history, by number: `G(0)..G(GIFTS)` exist, [`GHOST`] does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,7 +32,7 @@ pub struct G(pub u8);
 pub struct K(pub u8);
 
 impl K {
-    fn key(self) -> IdempotencyKey {
+    pub(super) fn key(self) -> IdempotencyKey {
         IdempotencyKey::parse(KEYS[usize::from(self.0)]).expect("the pool's keys are valid")
     }
 }
@@ -310,91 +310,4 @@ async fn insert_surely(store: &dyn Store, gift: &Gift) -> Result<(), StoreError>
         rt::sleep(Duration::from_millis(5)).await;
     }
     Err(last.unwrap_or(StoreError::Unavailable("no try made".into())))
-}
-
-/// Makes the call, or gives it up after `cancel_after`: then its future is dropped at once.
-async fn perform(store: &dyn Store, ids: &[GiftId], op: &Op, cancel_after: Option<Duration>) -> Outcome {
-    let call = std::pin::pin!(call(store, ids, op));
-    let outcome = match cancel_after {
-        None => call.await,
-        Some(after) => match select(call, std::pin::pin!(rt::sleep(after))).await {
-            Either::Left((outcome, _)) => outcome,
-            Either::Right(_) => return Err(format!("given up after {after:?}")),
-        },
-    };
-    outcome.map_err(|e| e.to_string())
-}
-
-async fn call(store: &dyn Store, ids: &[GiftId], op: &Op) -> Result<Answer, StoreError> {
-    let id = |g: &G| ids[usize::from(g.0)];
-    let now = rt::now_utc();
-    Ok(match op {
-        Op::RequestSend { gift, key } => {
-            let cmd = SendCommand {
-                gift_id: id(gift),
-                key: key.key(),
-                now,
-                outbox_available_at: now + chrono::Duration::seconds(5),
-                trace: None,
-            };
-            let accepted = SendAccepted { gift_id: cmd.gift_id, status: Status::Queued, request_id: cmd.key.clone() };
-            match store.request_send(&cmd).await? {
-                SendDecision::Queued(body) if body == accepted => Answer::Send(Decision::Queued),
-                SendDecision::Replay(body) if body == accepted => Answer::Send(Decision::Replay),
-                SendDecision::Conflict(status) => Answer::Send(Decision::Conflict(status)),
-                SendDecision::NotFound => Answer::Send(Decision::NotFound),
-                other => Answer::Unexpected(format!("{other:?}")),
-            }
-        }
-        Op::Get { gift } => match status_of(id(gift), store.get_gift(id(gift)).await?) {
-            Ok(status) => Answer::Status(status),
-            Err(unexpected) => unexpected,
-        },
-        Op::GetGifts { gifts } => {
-            let asked: Vec<GiftId> = gifts.iter().map(id).collect();
-            let read = store.get_gifts(&asked).await?;
-            if read.len() != asked.len() {
-                return Ok(Answer::Unexpected(format!("{} gifts for {} asked", read.len(), asked.len())));
-            }
-            match asked.into_iter().zip(read).map(|(want, got)| status_of(want, got)).collect() {
-                Ok(statuses) => Answer::Statuses(statuses),
-                Err(unexpected) => unexpected,
-            }
-        }
-        Op::MarkSent { gift } => Answer::Won(store.mark_sent(id(gift), now).await?),
-        Op::MarkSentAll { gifts } => {
-            let asked: Vec<GiftId> = gifts.iter().map(id).collect();
-            Answer::WonEach(store.mark_sent_all(&asked, now).await?)
-        }
-        Op::MarkFailed { gift } => Answer::Won(store.mark_failed(id(gift), "gave up", now).await?),
-        Op::OutboxClaim { hold } => {
-            let mut rows = Vec::new();
-            // Far enough ahead that every row is due; a held claim outlasts the history, a
-            // peek's lapsed before any call of it was made.
-            let far = now + chrono::Duration::days(3650);
-            let until = if *hold { far + chrono::Duration::days(1) } else { far - chrono::Duration::days(1) };
-            for entry in store.outbox_claim(far, until, OUTBOX_LIMIT).await? {
-                // Rows of other histories' gifts are not this history's business.
-                let Some(g) = ids.iter().position(|i| *i == entry.gift_id) else { continue };
-                let Some(k) = KEYS.iter().position(|k| *k == entry.request_id.as_str()) else {
-                    return Ok(Answer::Unexpected(format!("outbox row {entry:?}")));
-                };
-                rows.push((G(g as u8), K(k as u8)));
-            }
-            rows.sort();
-            Answer::Due(rows)
-        }
-        Op::OutboxRemove { gift, key } => {
-            store.outbox_remove(&OutboxEntry { gift_id: id(gift), request_id: key.key(), trace: None }).await?;
-            Answer::Done
-        }
-    })
-}
-
-/// The status of the gift read for `want`; an answer about another gift is unexpected.
-fn status_of(want: GiftId, got: Option<Gift>) -> Result<Option<Status>, Answer> {
-    match got {
-        Some(gift) if gift.id != want => Err(Answer::Unexpected(format!("gift {} for {want}", gift.id))),
-        got => Ok(got.map(|g| g.status)),
-    }
 }

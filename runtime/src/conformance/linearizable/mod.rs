@@ -6,11 +6,13 @@
 //! is cut down to the few calls that contradict each other.
 //!
 //! - [`history`]: the operations and the recorder (clients, cancellations, the clock);
+//! - call.rs: each operation made on the store under test, its answer read back;
 //! - [`model`]: the sequential specification;
 //! - [`checker`]: the search for an order;
 //! - [`shrink`]: the cut-down history and its timeline;
 //! - [`queue`]: the same question for a [`gift_core::ports::Queue`], message by message.
 
+mod call;
 pub mod checker;
 pub mod history;
 pub mod model;

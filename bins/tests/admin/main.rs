@@ -1,207 +1,24 @@
 //! gift-admin against real PostgreSQL and SQS (moto), run the way an operator runs it: with
 //! the worker's environment. Needs `TEST_DATABASE_URL` and `TEST_SQS_ENDPOINT` (scripts/test
 //! provides both and makes them required).
+//!
+//! The cases are here, one a command; fixture.rs holds the database, queue and gifts they
+//! set up, and how a run of gift-admin is read.
 
+#[path = "../support/scratch.rs"]
+mod scratch;
+#[path = "../support/mod.rs"]
 mod support;
 
-use std::process::Command;
+mod fixture;
+
 use std::time::Duration;
 
-use gift_core::domain::{GiftCode, GiftId, IdempotencyKey, SendMessage, Timestamp};
-use gift_runtime::conformance::sqs_emulator;
-use gift_runtime::postgres::{PgStore, PoolSettings};
-use serde_json::Value;
+use gift_core::domain::{GiftId, IdempotencyKey, SendMessage, Timestamp};
 use sqlx::Connection;
-use support::{create_database, free_port, required, service_env, Proc};
 
-const ADMIN: &str = env!("CARGO_BIN_EXE_gift-admin");
-const WORKER: &str = env!("CARGO_BIN_EXE_gift-worker");
-
-/// A fresh database with the schema, a fresh queue and its DLQ, and the store to set gifts
-/// up through.
-struct Env {
-    database_url: String,
-    db_name: String,
-    sqs_endpoint: String,
-    queue_url: String,
-    dlq_url: String,
-    rt: tokio::runtime::Runtime,
-    sqs: aws_sdk_sqs::Client,
-    store: PgStore,
-}
-
-/// A fresh database (without the schema), queue and DLQ.
-fn fresh(tag: &str) -> Option<Env> {
-    let admin = required("TEST_DATABASE_URL")?;
-    let sqs_endpoint = required("TEST_SQS_ENDPOINT")?;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let db_name = format!("gift_admin_{tag}_{}", free_port());
-    let database_url = create_database(&rt, &admin, &db_name, None);
-    let store = PgStore::new(database_url.parse().unwrap(), PoolSettings::default());
-    let sqs = sqs_emulator::client(&sqs_endpoint);
-    let (queue_url, dlq_url) = rt.block_on(sqs_emulator::queue_with_dlq(&sqs, &db_name, 5, 5));
-    Some(Env { database_url, db_name, sqs_endpoint, queue_url, dlq_url, rt, sqs, store })
-}
-
-/// [`fresh`], migrated.
-fn setup(tag: &str) -> Option<Env> {
-    let env = fresh(tag)?;
-    env.rt.block_on(env.store.migrate()).unwrap();
-    Some(env)
-}
-
-/// What one run printed: its exit, the JSON log lines, and the report (the last line of
-/// stdout, parsed when it is JSON).
-struct Run {
-    ok: bool,
-    logs: Vec<Value>,
-    text: String,
-    report: Value,
-    stderr: String,
-}
-
-impl Run {
-    fn events(&self, event: &str) -> Vec<&Value> {
-        self.logs.iter().filter(|l| l["event"] == event).collect()
-    }
-
-    /// The first log line of `event`.
-    fn event(&self, event: &str) -> &Value {
-        self.logs.iter().find(|l| l["event"] == event).unwrap_or_else(|| panic!("no {event} line in {:?}", self.logs))
-    }
-}
-
-impl Env {
-    /// The worker's environment, plus the DLQ.
-    fn admin_env(&self) -> Vec<(&'static str, String)> {
-        let mut env = service_env(&self.database_url, &self.queue_url, &self.sqs_endpoint);
-        env.push(("SQS_DLQ_URL", self.dlq_url.clone()));
-        env
-    }
-
-    fn admin(&self, args: &[&str]) -> Run {
-        self.admin_with(args, &self.admin_env())
-    }
-
-    fn admin_with(&self, args: &[&str], env: &[(&str, String)]) -> Run {
-        let out = Command::new(ADMIN).env_clear().envs(env.iter().map(|(k, v)| (k, v))).args(args).output().unwrap();
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let lines: Vec<&str> = stdout.lines().collect();
-        let logs = lines
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|l| l["service"] == "admin")
-            .collect();
-        let report = lines.last().and_then(|l| serde_json::from_str::<Value>(l).ok()).unwrap_or(Value::Null);
-        Run { ok: out.status.success(), logs, text: stdout, report, stderr: String::from_utf8(out.stderr).unwrap() }
-    }
-
-    /// A gift in `status` at `at`, with its send request `key` and, if `outbox`, the outbox
-    /// row a send writes; the rows the service itself would have written.
-    fn gift(&self, status: &str, key: &str, at: Timestamp, last_error: Option<&str>, outbox: bool) -> GiftId {
-        let id = GiftId::from(uuid::Uuid::new_v4());
-        let code = GiftCode::from_random(uuid::Uuid::new_v4().as_u64_pair().0);
-        self.rt.block_on(async {
-            let mut c = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
-            sqlx::query(
-                "WITH gift AS (INSERT INTO gifts (id, code, amount, status, last_error, created_at, updated_at) \
-                               VALUES ($1, $2, 1000, $3, $4, $5, $5) RETURNING id), \
-                      send AS (INSERT INTO send_requests (gift_id, request_id, created_at) \
-                               SELECT id, $6, $5 FROM gift RETURNING gift_id) \
-                 INSERT INTO outbox (gift_id, request_id, available_at) SELECT gift_id, $6, $5 FROM send WHERE $7",
-            )
-            .bind(id.as_uuid())
-            .bind(code.as_str())
-            .bind(status)
-            .bind(last_error)
-            .bind(at)
-            .bind(key)
-            .bind(outbox)
-            .execute(&mut c)
-            .await
-            .unwrap();
-        });
-        id
-    }
-
-    /// Accepted for sending at `at`, its message not yet published.
-    fn queued_gift(&self, key: &str, at: Timestamp) -> GiftId {
-        self.gift("QUEUED", key, at, None, true)
-    }
-
-    /// QUEUED, its message published and then dead-lettered.
-    fn dead_lettered(&self, key: &str) -> GiftId {
-        let id = self.gift("QUEUED", key, now(), None, false);
-        self.to_dlq(&SendMessage { gift_id: id, request_id: IdempotencyKey::parse(key).unwrap() }.to_body());
-        id
-    }
-
-    fn failed_gift(&self, key: &str) -> GiftId {
-        self.gift("FAILED", key, now(), Some("pseudo-send failed (attempt 5)"), false)
-    }
-
-    fn sent_gift(&self, key: &str) -> GiftId {
-        self.gift("SENT", key, now(), None, false)
-    }
-
-    fn to_dlq(&self, body: &str) {
-        self.rt.block_on(self.sqs.send_message().queue_url(&self.dlq_url).message_body(body).send()).unwrap();
-    }
-
-    /// (status, last_error, outbox rows) of a gift.
-    fn gift_row(&self, id: GiftId) -> (String, Option<String>, i64) {
-        self.rt.block_on(async {
-            let mut c = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
-            sqlx::query_as(
-                "SELECT status, last_error, (SELECT count(*) FROM outbox WHERE gift_id = $1) FROM gifts WHERE id = $1",
-            )
-            .bind(id.as_uuid())
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-        })
-    }
-
-    /// (visible, in flight) messages of the DLQ.
-    fn dlq_depth(&self) -> (u64, u64) {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
-        let out = self
-            .rt
-            .block_on(
-                self.sqs
-                    .get_queue_attributes()
-                    .queue_url(&self.dlq_url)
-                    .attribute_names(A::ApproximateNumberOfMessages)
-                    .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-                    .send(),
-            )
-            .unwrap();
-        let attrs = out.attributes.unwrap();
-        let n = |a: A| attrs[&a].parse().unwrap();
-        (n(A::ApproximateNumberOfMessages), n(A::ApproximateNumberOfMessagesNotVisible))
-    }
-
-    fn dlq_bodies(&self) -> Vec<String> {
-        let out = self
-            .rt
-            .block_on(
-                self.sqs
-                    .receive_message()
-                    .queue_url(&self.dlq_url)
-                    .max_number_of_messages(10)
-                    .visibility_timeout(0)
-                    .send(),
-            )
-            .unwrap();
-        let mut bodies: Vec<String> = out.messages.unwrap_or_default().into_iter().filter_map(|m| m.body).collect();
-        bodies.sort();
-        bodies
-    }
-}
-
-fn now() -> Timestamp {
-    gift_runtime::rt::now_utc()
-}
+use fixture::{fresh, now, setup, Env, Run, WORKER};
+use support::{free_port, Proc};
 
 #[test]
 fn show_prints_the_gift_its_send_request_outbox_row_and_log_pointers() {
@@ -302,7 +119,7 @@ fn redrive_rearms_a_queued_gift_which_then_gets_sent() {
     assert_eq!(env.dlq_depth(), (0, 0), "deleted from the DLQ");
 
     // The worker's relay publishes the outbox row; the worker sends the gift.
-    let mut worker_env = service_env(&env.database_url, &env.queue_url, &env.sqs_endpoint);
+    let mut worker_env = env.service_env(&env.sqs_endpoint);
     worker_env.extend([
         ("SEND_FAILURE_RATE", "0".into()),
         ("WORKER_WAIT_SECONDS", "1".into()),
@@ -350,7 +167,7 @@ fn redrive_drops_a_sent_gifts_message_and_leaves_what_it_cannot_decide() {
     assert_eq!(env.dlq_depth(), (2, 0), "the two it could not decide are back, visible");
     let mut left = vec![unknown_body, "not json".to_owned()];
     left.sort();
-    assert_eq!(env.dlq_bodies(), left);
+    assert_eq!(env.sorted_dlq_bodies(), left);
 }
 
 #[test]
@@ -359,7 +176,7 @@ fn redrive_dry_run_leaves_the_dlq_and_the_database_as_they_were() {
     let queued = env.dead_lettered("k-q");
     let sent = env.sent_gift("k-s");
     env.to_dlq(&SendMessage { gift_id: sent, request_id: IdempotencyKey::parse("k-s").unwrap() }.to_body());
-    let before = env.dlq_bodies();
+    let before = env.sorted_dlq_bodies();
 
     let run = env.admin(&["redrive-dlq", "--dry-run", "--json"]);
     assert!(run.ok, "{}{}", run.text, run.stderr);
@@ -370,7 +187,7 @@ fn redrive_dry_run_leaves_the_dlq_and_the_database_as_they_were() {
     assert!(run.events("ADMIN_REDRIVE").iter().all(|l| l["dry_run"] == true));
     assert_eq!(env.gift_row(queued), ("QUEUED".into(), None, 0), "no outbox row written");
     assert_eq!(env.dlq_depth(), (2, 0), "both visible again at once");
-    assert_eq!(env.dlq_bodies(), before);
+    assert_eq!(env.sorted_dlq_bodies(), before);
 }
 
 #[test]
