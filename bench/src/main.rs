@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Cli::Migrate(args) => serve::migrate(args),
         Cli::LogFormat(args) => logfmt::main(args),
     };
-    finish(result)
+    exit_code(result)
 }
 
 #[cfg(madsim)]
@@ -86,10 +86,10 @@ fn main() -> ExitCode {
     let result = match Cli::parse() {
         Cli::SimBaseline(args) => sim_baseline::main(args),
     };
-    finish(result)
+    exit_code(result)
 }
 
-fn finish(result: Result<(), String>) -> ExitCode {
+fn exit_code(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -28,7 +28,7 @@ struct Pending {
 }
 
 #[derive(Default)]
-struct Shared {
+struct Buffer {
     pending: Mutex<Pending>,
     /// Wakes the flusher early (high water, shutdown).
     full: Condvar,
@@ -36,7 +36,7 @@ struct Shared {
     drained: Condvar,
 }
 
-impl Shared {
+impl Buffer {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         // A logger that panicked mid-copy leaves at worst a partial line; keep logging.
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
@@ -46,18 +46,18 @@ impl Shared {
 /// The `MakeWriter` to give tracing-subscriber.
 #[derive(Clone)]
 pub struct BatchedStdout {
-    shared: Arc<Shared>,
+    shared: Arc<Buffer>,
 }
 
 /// Stops the flusher after writing everything pending; keep it alive until the process ends.
 pub struct FlushGuard {
-    shared: Arc<Shared>,
+    shared: Arc<Buffer>,
     flusher: Option<JoinHandle<()>>,
 }
 
 /// Starts the flusher thread.
 pub fn start() -> io::Result<(BatchedStdout, FlushGuard)> {
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Buffer::default());
     let flusher = {
         let shared = shared.clone();
         std::thread::Builder::new().name("log-flusher".into()).spawn(move || flush_until_closed(&shared))?
@@ -65,7 +65,7 @@ pub fn start() -> io::Result<(BatchedStdout, FlushGuard)> {
     Ok((BatchedStdout { shared: shared.clone() }, FlushGuard { shared, flusher: Some(flusher) }))
 }
 
-fn flush_until_closed(shared: &Shared) {
+fn flush_until_closed(shared: &Buffer) {
     let mut out = Vec::new();
     loop {
         let closed = {
@@ -102,7 +102,7 @@ impl Drop for FlushGuard {
 
 /// One event's writer; tracing-subscriber formats an event whole and writes it at once.
 pub struct Line<'a> {
-    shared: &'a Shared,
+    shared: &'a Buffer,
 }
 
 impl<'a> MakeWriter<'a> for BatchedStdout {
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn lines_arrive_whole_and_in_order() {
-        let shared = Shared::default();
+        let shared = Buffer::default();
         let mut line = Line { shared: &shared };
         line.write_all(b"{\"a\":1}\n").unwrap();
         line.write_all(b"{\"b\":2}\n").unwrap();

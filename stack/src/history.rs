@@ -126,7 +126,7 @@ impl Builder {
 
     /// The history, in time order, with the end state folded in (see the module note);
     /// `end_us` is when the run reached quiescence.
-    pub fn finish(mut self, end: &EndState, origin_us: i64, end_us: i64) -> Vec<Entry> {
+    pub fn into_entries(mut self, end: &EndState, origin_us: i64, end_us: i64) -> Vec<Entry> {
         let told: std::collections::HashSet<(GiftId, String)> = self
             .events
             .iter()

@@ -357,7 +357,7 @@ fn judge(cfg: &Config, nodes: &[Node], history: History, end: EndState, end_us: 
     for (at, event) in heard.take().into_iter().chain(faults) {
         builder.add(at, event);
     }
-    let entries = builder.finish(&end, origin_us, end_us);
+    let entries = builder.into_entries(&end, origin_us, end_us);
     let expect = Expect {
         max_receives: MAX_RECEIVES,
         heal_bound_ms: heal_bound_ms(),

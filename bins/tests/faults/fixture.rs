@@ -242,7 +242,7 @@ impl Fixture {
     /// is empty and the main queue has drained (the workers must still be running); then
     /// checks the workers' logs — no gift logged SENT twice, every gift logged SENT is SENT
     /// in the database — and prints the counts.
-    pub fn finish(
+    pub fn drain_and_check(
         &self,
         accepted: &[String],
         within: Duration,

@@ -41,7 +41,7 @@ fn kill_dash_nine_of_a_worker_mid_batch_then_restart_loses_nothing() {
 
     // Half the sends fail from here on, so some gifts use up their five receives and FAIL.
     let second = fx.worker(&[("SEND_FAILURE_RATE", "0.5".into())]);
-    fx.finish(&ids, Duration::from_secs(90), || {
+    fx.drain_and_check(&ids, Duration::from_secs(90), || {
         let mut logs = first_logs.clone();
         logs.extend(second.log_lines());
         logs

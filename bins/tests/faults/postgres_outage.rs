@@ -73,7 +73,7 @@ fn postgres_stopped_under_load_fails_fast_and_recovers_without_restart() {
         status_histogram(&during),
         status_histogram(&calls.iter().collect::<Vec<_>>()),
     );
-    fx.finish(&accepted(&calls), Duration::from_secs(90), || worker.log_lines());
+    fx.drain_and_check(&accepted(&calls), Duration::from_secs(90), || worker.log_lines());
 }
 
 /// Waits until `/readyz` says 503 with a database reason, and returns that answer.

@@ -42,7 +42,7 @@ fn two_workers_and_racing_relays_send_each_gift_at_most_once() {
         logs.extend(w2.log_lines());
         logs
     };
-    fx.finish(&ids, Duration::from_secs(90), logs);
+    fx.drain_and_check(&ids, Duration::from_secs(90), logs);
     let all = logs();
     let relayed = all.iter().filter(|l| l["event"] == "RELAYED").count();
     let duplicates = all.iter().filter(|l| l["event"] == "DUPLICATE").count();

@@ -63,7 +63,7 @@ fn secrets_never_appear_in_logs_or_responses() {
     let id2 = again.body["gift_id"].as_str().unwrap().to_owned();
     assert_eq!(seen.keep(api.try_call("POST", &format!("/gifts/{id2}/send"), Some("sec-4"), None)).status, 202);
     accepted_ids.push(id2);
-    fx.finish(&accepted_ids, Duration::from_secs(60), || worker.log_lines());
+    fx.drain_and_check(&accepted_ids, Duration::from_secs(60), || worker.log_lines());
 
     api_proc.signal("TERM");
     assert!(api_proc.wait_exit(Duration::from_secs(15)).is_some_and(|s| s.success()));

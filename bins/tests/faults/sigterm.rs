@@ -36,7 +36,7 @@ fn sigterm_drains_in_flight_requests_and_the_worker_batch() {
     let first_logs = worker_drains(&fx);
 
     let second = fx.worker(&[]);
-    fx.finish(&accepted_ids, Duration::from_secs(90), || {
+    fx.drain_and_check(&accepted_ids, Duration::from_secs(90), || {
         let mut logs = first_logs.clone();
         logs.extend(second.log_lines());
         logs

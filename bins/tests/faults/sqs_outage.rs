@@ -60,7 +60,7 @@ fn sqs_stopped_under_load_accepts_sends_and_processes_them_later() {
         (up_at - down_at).as_secs_f64(),
         status_histogram(&during),
     );
-    let counts = fx.finish(&accepted(&calls), Duration::from_secs(90), || worker.log_lines());
+    let counts = fx.drain_and_check(&accepted(&calls), Duration::from_secs(90), || worker.log_lines());
     let relayed = worker.log_lines().iter().filter(|l| l["event"] == "RELAYED").count();
     assert!(relayed >= publish_failed, "{relayed} relayed for {publish_failed} failed publishes");
     assert!(counts.get("SENT").copied().unwrap_or(0) > 0);

@@ -15,7 +15,7 @@ use crate::domain::{GiftId, IdempotencyKey, SendAccepted, TraceParent};
 use crate::error::AppError;
 use crate::service::{self, SendOutcome};
 
-type Shared = State<Arc<ApiState>>;
+type ApiHandle = State<Arc<ApiState>>;
 
 /// Create a gift.
 #[utoipa::path(
@@ -29,7 +29,7 @@ type Shared = State<Arc<ApiState>>;
     )
 )]
 pub(super) async fn create_gift(
-    State(state): Shared,
+    State(state): ApiHandle,
     JsonBody(body): JsonBody<CreateGiftRequest>,
 ) -> Result<Response, ApiError> {
     let gift = service::create_gift(&state.deps, body.amount, body.message).await?;
@@ -48,7 +48,7 @@ pub(super) async fn create_gift(
     )
 )]
 pub(super) async fn get_gift(
-    State(state): Shared,
+    State(state): ApiHandle,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = parse_gift_id(path, None)?;
@@ -74,7 +74,7 @@ pub(super) async fn get_gift(
     )
 )]
 pub(super) async fn send_gift(
-    State(state): Shared,
+    State(state): ApiHandle,
     key: IdempotencyKey,
     path: Result<Path<String>, PathRejection>,
     trace: Option<Extension<TraceParent>>,
@@ -104,7 +104,7 @@ pub(super) async fn healthz() -> Json<Health> {
         (status = 503, description = "Not ready, with the reason", body = Readiness),
     )
 )]
-pub(super) async fn readyz(State(state): Shared) -> Response {
+pub(super) async fn readyz(State(state): ApiHandle) -> Response {
     // The probe is reachable through the ALB: the answer names the failing dependency,
     // the driver's text (hosts, user names) goes to the log only.
     let failure = if let Err(e) = state.deps.store.ping().await {

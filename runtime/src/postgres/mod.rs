@@ -78,7 +78,7 @@ impl PgStore {
 
 impl PgStore {
     /// QUEUED → `status`, conditionally: false when the gift was no longer QUEUED.
-    async fn finish(
+    async fn settle_queued(
         &self,
         id: GiftId,
         status: Status,
@@ -207,11 +207,11 @@ impl Store for PgStore {
     }
 
     async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError> {
-        self.finish(id, Status::Sent, None, now).await
+        self.settle_queued(id, Status::Sent, None, now).await
     }
 
     async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError> {
-        self.finish(id, Status::Failed, Some(error.to_owned()), now).await
+        self.settle_queued(id, Status::Failed, Some(error.to_owned()), now).await
     }
 
     /// `FOR UPDATE`, not `SKIP LOCKED`: a claim at the same moment waits for this one's rows

@@ -102,7 +102,7 @@ impl Pool {
         let pool = self.inner.clone();
         FinishOnDrop(Some(Box::pin(async move {
             let conn = pool.get().await.map_err(pool_error)?;
-            finish(conn, op).await
+            run_then_return(conn, op).await
         })))
         .await
     }
@@ -114,13 +114,13 @@ impl Pool {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut PgConnection) -> OpFuture<'c, T> + Send + 'static,
     {
-        FinishOnDrop(Some(Box::pin(finish(conn, op)))).await
+        FinishOnDrop(Some(Box::pin(run_then_return(conn, op)))).await
     }
 }
 
 /// Runs `op` on `conn`, then returns the connection to the pool, or closes it if it saw a
 /// transport error: the next borrower gets a fresh one.
-async fn finish<T, F>(mut conn: Object<Connector>, op: F) -> Result<T, sqlx::Error>
+async fn run_then_return<T, F>(mut conn: Object<Connector>, op: F) -> Result<T, sqlx::Error>
 where
     F: for<'c> FnOnce(&'c mut PgConnection) -> OpFuture<'c, T>,
 {

@@ -45,7 +45,7 @@ impl State {
     }
 
     /// QUEUED → `to`; whether it moved.
-    fn finish(&mut self, gift: G, to: Status) -> bool {
+    fn settle_queued(&mut self, gift: G, to: Status) -> bool {
         let queued = self.status(gift) == Some(Status::Queued);
         if queued {
             self.statuses[usize::from(gift.0)] = Some(to);
@@ -98,10 +98,12 @@ pub fn step(state: &State, op: &Op) -> (State, Answer) {
         }),
         Op::Get { gift } => Answer::Status(state.status(gift)),
         Op::GetGifts { ref gifts } => Answer::Statuses(gifts.iter().map(|g| state.status(*g)).collect()),
-        Op::MarkSent { gift } => Answer::Won(next.finish(gift, Status::Sent)),
+        Op::MarkSent { gift } => Answer::Won(next.settle_queued(gift, Status::Sent)),
         // One after the other: an id listed twice is won at most once.
-        Op::MarkSentAll { ref gifts } => Answer::WonEach(gifts.iter().map(|g| next.finish(*g, Status::Sent)).collect()),
-        Op::MarkFailed { gift } => Answer::Won(next.finish(gift, Status::Failed)),
+        Op::MarkSentAll { ref gifts } => {
+            Answer::WonEach(gifts.iter().map(|g| next.settle_queued(*g, Status::Sent)).collect())
+        }
+        Op::MarkFailed { gift } => Answer::Won(next.settle_queued(gift, Status::Failed)),
         Op::OutboxClaim { hold } => {
             let rows: Vec<(G, K)> = state.outbox.difference(&state.claimed).copied().collect();
             if hold {
