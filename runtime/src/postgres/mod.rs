@@ -1,9 +1,11 @@
 //! The production store on PostgreSQL (sqlx over a deadpool pool, see [`pool`]). A send is
 //! one statement that locks the gift row (`SELECT … FOR UPDATE` in a CTE) and queues it;
 //! the worker's updates are conditional on `status = 'QUEUED'`. Creates ([`inserts`]) and
-//! sends ([`sends`]) that wait for a connection share statements ([`shared`]).
+//! sends ([`sends`]) that wait for a connection share statements ([`shared`]); the relay's
+//! claims are [`claims`], the reaper of published outbox rows [`outbox`].
 
 pub mod admin;
+mod claims;
 mod gauges;
 mod inserts;
 mod outbox;
@@ -214,40 +216,8 @@ impl Store for PgStore {
         self.settle_queued(id, Status::Failed, Some(error.to_owned()), now).await
     }
 
-    /// `FOR UPDATE`, not `SKIP LOCKED`: a claim at the same moment waits for this one's rows
-    /// (one statement, so not long), then finds them claimed and passes them over; a claim
-    /// that is rolled back (its backend killed) leaves them to the waiter. Skipping instead
-    /// would let a claim miss rows another claim only locked and then gave back, which no
-    /// order of the two explains (the store's linearizability test finds it). The rows come
-    /// back oldest first by their own due time (an UPDATE's RETURNING has no order).
     async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = self
-            .pool
-            .run(move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "WITH due AS (SELECT gift_id, request_id, available_at FROM outbox \
-                                      WHERE available_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
-                                      ORDER BY available_at, gift_id, request_id LIMIT $3 FOR UPDATE) \
-                         UPDATE outbox o SET claimed_until = $2 FROM due \
-                         WHERE o.gift_id = due.gift_id AND o.request_id = due.request_id \
-                         RETURNING o.gift_id, o.request_id, o.traceparent, due.available_at",
-                    )
-                    .bind(now)
-                    .bind(until)
-                    .bind(i64::from(limit))
-                    .fetch_all(c)
-                    .await
-                })
-            })
-            .await
-            .map_err(store_error)?;
-        let mut claimed = rows
-            .iter()
-            .map(|row| Ok((row.try_get::<Timestamp, _>("available_at").map_err(store_error)?, outbox_from_row(row)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        claimed.sort();
-        Ok(claimed.into_iter().map(|(_, entry)| entry).collect())
+        claims::claim(&self.pool, now, until, limit).await
     }
 
     async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {

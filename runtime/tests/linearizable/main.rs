@@ -5,13 +5,15 @@
 //! statement of an old isolation bug. Every queue (memory, SQLite, SQS through moto) is held
 //! to SQS's semantics message by message, and a queue that hides nothing is caught.
 //!
-//! The histories of each store (stores.rs) and each queue (queues.rs), and the planted
-//! bugs the checker must catch (lost_update.rs, old_exists_send.rs); this file holds what
-//! they share: the history settings and the scratch PostgreSQL databases.
+//! The histories of each store (stores.rs) and each queue (queues.rs), the planted bugs
+//! the checker must catch (lost_update.rs, old_exists_send.rs), and one interleaving of
+//! PostgreSQL claims played step by step (claim_wait.rs); this file holds what they share:
+//! the history settings and the scratch PostgreSQL databases.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod claim_wait;
 mod lost_update;
 mod old_exists_send;
 mod queues;
