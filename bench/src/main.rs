@@ -9,6 +9,11 @@
 //!   path can be measured without an SQS emulator being the bottleneck.
 //! - `worker`: drains a pre-filled in-memory queue through the real worker loop over
 //!   PostgreSQL, and reports messages per second.
+//! - `serve-pipeline`: the API, the worker and the relay in one process over PostgreSQL and
+//!   the in-memory queue, for accept → SENT; `pipeline-parts` times the same steps one by
+//!   one at zero load, its ceiling (pipeline.rs).
+//! - `fleet`: an outbox backlog drained by 1, 2, 4… workers with their relays: drain rate and
+//!   publishes per message.
 //! - `load`: an HTTP load generator, closed loop or at a fixed rate (open loop, latency
 //!   counted from each request's scheduled start as wrk2 does).
 //! - `startup`: time from exec of a command to the first 200 on `/healthz`.
@@ -21,11 +26,15 @@
 //!   runtime, the ceiling of the simulation's speed.
 
 #[cfg(not(madsim))]
+mod fleet;
+#[cfg(not(madsim))]
 mod load;
 #[cfg(not(madsim))]
 mod logfmt;
 #[cfg(not(madsim))]
 mod pglog;
+#[cfg(not(madsim))]
+mod pipeline;
 #[cfg(not(madsim))]
 mod serve;
 #[cfg(madsim)]
@@ -47,6 +56,12 @@ enum Cli {
     ServeMemq(serve::Args),
     /// Drain a pre-filled in-memory queue through the real worker loop over PostgreSQL.
     Worker(worker::Args),
+    /// The API, the worker and the relay in one process, with the in-memory queue.
+    ServePipeline(pipeline::ServeArgs),
+    /// The pipeline's steps from QUEUED to SENT, timed one at a time at zero load.
+    PipelineParts(pipeline::PartsArgs),
+    /// An outbox backlog drained by N workers with their relays against one PostgreSQL.
+    Fleet(fleet::Args),
     /// Generate HTTP load, closed loop or at a fixed rate.
     Load(load::Args),
     /// Time from exec to the first 200 on /healthz.
@@ -62,8 +77,11 @@ enum Cli {
 #[cfg(not(madsim))]
 fn main() -> ExitCode {
     let result = match Cli::parse() {
-        Cli::ServeMemq(args) => serve::main(args),
-        Cli::Worker(args) => worker::main(args),
+        Cli::ServeMemq(args) => on_service_runtime(&args.service.runtime.clone(), serve::run(args)),
+        Cli::Worker(args) => on_service_runtime(&args.service.runtime.clone(), worker::run(args)),
+        Cli::ServePipeline(args) => on_service_runtime(&args.service.runtime.clone(), pipeline::serve_pipeline(args)),
+        Cli::PipelineParts(args) => pipeline::parts_main(args),
+        Cli::Fleet(args) => on_service_runtime(&args.service.runtime.clone(), fleet::run(args)),
         Cli::Load(args) => load::main(args),
         Cli::Startup(args) => startup::main(args),
         Cli::PgbenchLog(args) => pglog::main(args),
@@ -71,6 +89,28 @@ fn main() -> ExitCode {
         Cli::LogFormat(args) => logfmt::main(args),
     };
     exit_code(result)
+}
+
+/// What every service the bench runs in-process reads, from the services' own variables.
+#[cfg(not(madsim))]
+#[derive(Debug, clap::Args)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub db: gift_bins::config::DbArgs,
+    #[command(flatten)]
+    pub log: gift_bins::config::LogArgs,
+    #[command(flatten)]
+    pub runtime: gift_bins::config::RuntimeArgs,
+}
+
+/// Runs `service` on the runtime gift-api and gift-worker run on, built from the same
+/// TOKIO_WORKER_THREADS.
+#[cfg(not(madsim))]
+fn on_service_runtime(
+    runtime: &gift_bins::config::RuntimeArgs,
+    service: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    runtime.build().map_err(|e| e.to_string())?.block_on(service)
 }
 
 #[cfg(madsim)]

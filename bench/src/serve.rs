@@ -10,9 +10,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use gift_bins::config::{DbArgs, HttpArgs, LogArgs, RuntimeArgs};
+use gift_bins::config::{DbArgs, HttpArgs};
 use gift_bins::{serve, shutdown_signal, telemetry, wiring};
 use gift_runtime::memory::{MemoryQueue, QueueSettings};
+
+use crate::ServiceArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,22 +23,12 @@ pub struct Args {
     #[command(flatten)]
     http: HttpArgs,
     #[command(flatten)]
-    db: DbArgs,
-    #[command(flatten)]
-    log: LogArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
+    pub service: ServiceArgs,
 }
 
-pub fn main(args: Args) -> Result<(), String> {
-    // The runtime gift-api and gift-worker run on, from the same TOKIO_WORKER_THREADS.
-    let runtime = args.runtime.build().map_err(|e| e.to_string())?;
-    runtime.block_on(run(args))
-}
-
-async fn run(args: Args) -> Result<(), String> {
-    let _log = telemetry::init("api", &args.log.log_level)?;
-    let store = wiring::postgres_store(&args.db, "gift-bench").await?;
+pub async fn run(args: Args) -> Result<(), String> {
+    let _log = telemetry::init("api", &args.service.log.log_level)?;
+    let store = wiring::postgres_store(&args.service.db, "gift-bench").await?;
     let queue = Arc::new(MemoryQueue::new(QueueSettings::default()));
     let deps = wiring::deps(store, queue, 0.0);
     let router = serve::with_transport(gift_core::http::router(deps, args.http.api_config()), &args.http);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gift_bins::config::{DbArgs, LogArgs, RuntimeArgs, WorkerArgs};
+use gift_bins::config::WorkerArgs;
 use gift_bins::{telemetry, wiring};
 use gift_core::domain::{GiftId, IdempotencyKey, SendMessage};
 use gift_core::ports::Queue;
@@ -18,7 +18,7 @@ use gift_core::service::DeliveryOutcome;
 use gift_core::worker::WorkerEvent;
 use gift_runtime::memory::{MemoryQueue, QueueSettings};
 
-use crate::result_line;
+use crate::{result_line, ServiceArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,11 +36,7 @@ pub struct Args {
     #[command(flatten)]
     worker: WorkerArgs,
     #[command(flatten)]
-    db: DbArgs,
-    #[command(flatten)]
-    log: LogArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
+    pub service: ServiceArgs,
 }
 
 /// The id `scripts/bench` gives to pre-filled gift number `n` (a valid version-4 layout).
@@ -48,15 +44,9 @@ pub fn bench_id(n: u64) -> String {
     format!("00000000-0000-4000-8000-{n:012x}")
 }
 
-pub fn main(args: Args) -> Result<(), String> {
-    // The runtime gift-api and gift-worker run on, from the same TOKIO_WORKER_THREADS.
-    let runtime = args.runtime.build().map_err(|e| e.to_string())?;
-    runtime.block_on(run(args))
-}
-
-async fn run(args: Args) -> Result<(), String> {
-    let _log = telemetry::init("worker", &args.log.log_level)?;
-    let store = wiring::postgres_store(&args.db, "gift-bench").await?;
+pub async fn run(args: Args) -> Result<(), String> {
+    let _log = telemetry::init("worker", &args.service.log.log_level)?;
+    let store = wiring::postgres_store(&args.service.db, "gift-bench").await?;
     let queue = Arc::new(MemoryQueue::new(QueueSettings::default()));
     let key = IdempotencyKey::parse("bench-key").map_err(|e| e.0)?;
     for client in 0..args.clients {
@@ -101,7 +91,7 @@ async fn run(args: Args) -> Result<(), String> {
         ("other", other.load(Ordering::Relaxed).to_string()),
         ("loops", args.loops.to_string()),
         ("batch", config.batch_size.to_string()),
-        ("pool", args.db.db_pool_max.to_string()),
+        ("pool", args.service.db.db_pool_max.to_string()),
     ]);
     Ok(())
 }

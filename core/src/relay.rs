@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::future::{select, Either};
+use futures::FutureExt;
 
 use crate::defaults;
 use crate::domain::{SendMessage, Timestamp};
@@ -45,6 +46,14 @@ pub struct RelayPass {
     pub published: u32,
     pub publish_failed: u32,
     pub rearmed: u32,
+}
+
+impl RelayPass {
+    /// Whether the pass took a whole batch of rows to publish or to re-arm without a publish
+    /// failing: there may be more.
+    pub fn is_full(&self, config: RelayConfig) -> bool {
+        self.publish_failed == 0 && (self.published >= config.batch || self.rearmed >= config.batch)
+    }
 }
 
 /// One pass: publish due outbox rows (removing each once published), then re-arm stale
@@ -114,6 +123,15 @@ pub async fn run_relay(
             tracing::error!(error_code = "RELAY_FAILED", error_message = %e, "relay pass failed");
         }
         observe(pass.as_ref());
+        if pass.as_ref().is_ok_and(|p| p.is_full(config)) {
+            // A full pass likely left more due (a backlog after a queue outage): the next
+            // starts at once, so a backlog drains at the rate of the queue and the database,
+            // not of one batch per interval.
+            if shutdown.as_mut().now_or_never().is_some() {
+                break;
+            }
+            continue;
+        }
         let pause = deps.env.sleep(config.interval);
         if let Either::Right(_) = select(pause, shutdown.as_mut()).await {
             break;
