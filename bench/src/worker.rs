@@ -70,19 +70,23 @@ pub async fn run(args: Args) -> Result<(), String> {
             }
         }
     };
+    let started = Instant::now();
+    // The drain ends when the last message is deleted; a stopping worker then still awaits
+    // the long poll it has in progress (up to WORKER_WAIT_SECONDS), which is not the drain.
+    let drained_after = std::sync::OnceLock::new();
     let drained = || {
-        let queue = queue.clone();
+        let (queue, drained_after) = (queue.clone(), &drained_after);
         async move {
             while !queue.is_empty() {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
+            drained_after.get_or_init(|| started.elapsed());
         }
     };
-    let started = Instant::now();
     let loops =
         (0..args.loops.max(1)).map(|_| gift_core::worker::run_worker(deps.clone(), config, &observe, drained()));
     futures::future::join_all(loops).await;
-    let secs = started.elapsed().as_secs_f64();
+    let secs = drained_after.get().copied().unwrap_or_else(|| started.elapsed()).as_secs_f64();
     result_line(&[
         ("messages", total.to_string()),
         ("secs", format!("{secs:.3}")),

@@ -159,3 +159,93 @@ async fn a_database_that_is_down_is_unavailable_not_a_hang() {
     assert!(matches!(err, gift_core::StoreError::Unavailable(_)), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// A fresh deployment's statements keep finding rows by key as the tables grow. Each
+/// connection plans its statements, and the foreign-key checks they fire, while the tables
+/// are nearly empty, and keeps those plans until the tables are next analyzed; a plan made
+/// for an empty table is a sequential scan, which then reads the whole table on every call
+/// (on the benchmark's empty database, 14,000 rows per create+send). Autovacuum is off here,
+/// so the plans made first are the ones kept: 40 rounds warm them on tables of a few rows,
+/// analyzed as autovacuum analyzes a new table, 20,000 gifts arrive from another connection,
+/// and 50 more rounds run on the same connections. Planned as sequential scans, those 50
+/// rounds read a million rows or more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_made_on_empty_tables_still_find_rows_by_key_once_the_tables_grow() {
+    let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };
+    let options = fresh_database(&url).await;
+    let mut admin = options.connect().await.expect("connect");
+    for table in ["gifts", "send_requests", "outbox"] {
+        let off = format!("ALTER TABLE {table} SET (autovacuum_enabled = false)");
+        sqlx::query(sqlx::AssertSqlSafe(off)).execute(&mut admin).await.unwrap();
+    }
+    let store = PgStore::new(options.clone(), PoolSettings { max_connections: 2, ..PoolSettings::default() });
+    for _ in 0..10 {
+        one_gift_through_every_statement(&store).await;
+    }
+    // What autovacuum does once a table has some 50 changed rows: statistics of tiny tables,
+    // which invalidate the plans, so the next ones are made for tables of ten rows.
+    sqlx::query("ANALYZE gifts, send_requests, outbox").execute(&mut admin).await.unwrap();
+    for _ in 0..30 {
+        one_gift_through_every_statement(&store).await;
+    }
+    sqlx::query(
+        "INSERT INTO gifts (id, code, amount, status, created_at, updated_at) \
+         SELECT gen_random_uuid(), 'GROW-' || n, 100, 'CREATED', now(), now() FROM generate_series(1, 20000) AS n",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    for _ in 0..50 {
+        one_gift_through_every_statement(&store).await;
+    }
+    // A backend reports its table statistics when it exits, if not before.
+    drop(store);
+    for _ in 0..500 {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        if others == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let by_seq_scan: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(seq_tup_read), 0)::int8 FROM pg_stat_user_tables \
+         WHERE relname IN ('gifts', 'send_requests', 'outbox')",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        by_seq_scan < 100_000,
+        "{by_seq_scan} rows read by sequential scan: a plan made on an empty table was kept"
+    );
+}
+
+/// A create, a send, the worker's read and update, and the relay's claim and removal.
+async fn one_gift_through_every_statement(store: &PgStore) {
+    use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey};
+    use gift_core::ports::{SendCommand, Store};
+    let rt = gift_runtime::rt::random_u64;
+    let now = gift_runtime::rt::now_utc();
+    let gift = Gift::new(
+        GiftId::from_random(u128::from(rt()) << 64 | u128::from(rt())),
+        GiftCode::from_random(rt()),
+        Amount::try_from(100).unwrap(),
+        None,
+        now,
+    );
+    store.insert_gift(&gift).await.unwrap();
+    let key = IdempotencyKey::parse("plans").unwrap();
+    let cmd = SendCommand { gift_id: gift.id, key, now, outbox_available_at: now, trace: None };
+    store.request_send(&cmd).await.unwrap();
+    store.get_gifts(&[gift.id]).await.unwrap();
+    let far = now + chrono::Duration::days(1);
+    for entry in store.outbox_claim(far, far, 100).await.unwrap() {
+        store.outbox_remove(&entry).await.unwrap();
+    }
+    store.mark_sent_all(&[gift.id], now).await.unwrap();
+}

@@ -49,6 +49,18 @@ impl Default for PoolSettings {
     }
 }
 
+/// Planner settings of every connection. Each statement the store runs (and each
+/// foreign-key check its writes fire) finds its rows by key through an index; a connection
+/// plans them once and keeps the plans until the table is next analyzed. Planned while a
+/// table is tiny — a new deployment, where autovacuum analyzes the tables at some 50 rows —
+/// a sequential scan or a hash join over the table is the cheaper plan, and it stays the plan
+/// while the table grows to millions of rows, read whole on every call, until the next
+/// analyze (on the benchmark's empty database, 14,000 rows per create+send, and a third of
+/// the rate). With these, the plan is an index lookup at every size; the statements have no
+/// other plan they need (a test in tests/conformance_postgres.rs holds them to it).
+const KEY_LOOKUP_PLANS: [(&str, &str); 3] =
+    [("enable_seqscan", "off"), ("enable_hashjoin", "off"), ("enable_mergejoin", "off")];
+
 pub struct PgStore {
     pool: Pool,
     inserts: Shared<InsertGifts>,
@@ -60,7 +72,9 @@ impl PgStore {
     /// Builds the pool lazily: the process starts even while the database is down, and
     /// `/readyz` reports it.
     pub fn new(options: PgConnectOptions, settings: PoolSettings) -> Self {
-        let options = options.options([("statement_timeout", format!("{}", settings.statement_timeout.as_millis()))]);
+        let options = options
+            .options([("statement_timeout", format!("{}", settings.statement_timeout.as_millis()))])
+            .options(KEY_LOOKUP_PLANS);
         let pool = Pool::new(options, settings.max_connections as usize, settings.acquire_timeout);
         Self {
             inserts: Shared::new(pool.clone()),
