@@ -57,7 +57,11 @@ impl Default for PoolSettings {
 /// while the table grows to millions of rows, read whole on every call, until the next
 /// analyze (on the benchmark's empty database, 14,000 rows per create+send, and a third of
 /// the rate). With these, the plan is an index lookup at every size; the statements have no
-/// other plan they need (a test in tests/conformance_postgres.rs holds them to it).
+/// other plan they need (a test in tests/conformance_postgres.rs holds them to it). The
+/// worker's conditional updates compare `status = 'QUEUED' COLLATE "C"`: the same rows
+/// (equality is byte equality in any deterministic collation), but a predicate that no longer
+/// implies the partial index `gifts_queued_by_updated_at`, which the planner would otherwise
+/// read whole, every QUEUED gift of a backlog, when tiny-table statistics say few are QUEUED.
 const KEY_LOOKUP_PLANS: [(&str, &str); 3] =
     [("enable_seqscan", "off"), ("enable_hashjoin", "off"), ("enable_mergejoin", "off")];
 
@@ -106,7 +110,7 @@ impl PgStore {
                 Box::pin(async move {
                     sqlx::query(
                         "UPDATE gifts SET status = $2, last_error = COALESCE($3, last_error), updated_at = $4 \
-                         WHERE id = $1 AND status = 'QUEUED'",
+                         WHERE id = $1 AND status = 'QUEUED' COLLATE \"C\"",
                     )
                     .bind(id.as_uuid())
                     .bind(status.as_str())
@@ -192,10 +196,10 @@ impl Store for PgStore {
                     // order first, the order a batch of sends locks them in, so the two wait
                     // for each other instead of deadlocking.
                     sqlx::query_scalar(
-                        "WITH locked AS (SELECT id FROM gifts WHERE id = ANY($1) AND status = 'QUEUED' \
+                        "WITH locked AS (SELECT id FROM gifts WHERE id = ANY($1) AND status = 'QUEUED' COLLATE \"C\" \
                                          ORDER BY id FOR UPDATE) \
                          UPDATE gifts g SET status = 'SENT', updated_at = $2 FROM locked \
-                         WHERE g.id = locked.id AND g.status = 'QUEUED' RETURNING g.id",
+                         WHERE g.id = locked.id AND g.status = 'QUEUED' COLLATE \"C\" RETURNING g.id",
                     )
                     .bind(wanted)
                     .bind(now)
