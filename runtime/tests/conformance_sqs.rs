@@ -17,18 +17,7 @@ async fn fresh_queue(endpoint: &str) -> queue::QueueUnderTest {
         queue: Arc::new(SqsQueue::new(client, url)),
         dead_letters: Box::new(move || {
             let (peek, dlq_url) = (peek.clone(), dlq_url.clone());
-            Box::pin(async move {
-                // Visibility 0: look without hiding the message from the next look.
-                let out = peek
-                    .receive_message()
-                    .queue_url(&dlq_url)
-                    .max_number_of_messages(10)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .unwrap();
-                out.messages.unwrap_or_default().into_iter().filter_map(|m| m.body).collect()
-            })
+            Box::pin(async move { sqs_emulator::peek_bodies(&peek, &dlq_url).await })
         }),
     }
 }

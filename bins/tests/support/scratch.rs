@@ -66,17 +66,6 @@ impl Scratch {
 
     /// Up to ten bodies of the DLQ, left visible.
     pub fn dlq_bodies(&self) -> Vec<String> {
-        self.rt.block_on(async {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.dlq_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .unwrap();
-            out.messages.unwrap_or_default().into_iter().filter_map(|m| m.body).collect()
-        })
+        self.rt.block_on(sqs_emulator::peek_bodies(&self.sqs, &self.dlq_url))
     }
 }

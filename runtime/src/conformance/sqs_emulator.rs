@@ -50,3 +50,17 @@ pub async fn queue_with_dlq(
         .expect("create queue");
     (main.queue_url.expect("queue URL"), dlq_url)
 }
+
+/// Up to ten bodies of the queue at `url`, looked at with visibility 0 so that they stay
+/// visible to the next look (a dead-letter queue's contents, for one).
+pub async fn peek_bodies(client: &Client, url: &str) -> Vec<String> {
+    let out = client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("receive from the emulator");
+    out.messages.unwrap_or_default().into_iter().filter_map(|m| m.body).collect()
+}
