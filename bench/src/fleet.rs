@@ -14,15 +14,14 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use gift_bins::config::WorkerArgs;
 use gift_bins::{telemetry, wiring};
-use gift_core::domain::{Gift, GiftCode, GiftId, IdempotencyKey};
+use gift_core::domain::IdempotencyKey;
 use gift_core::ports::{SendCommand, Store};
 use gift_core::service::DeliveryOutcome;
 use gift_core::worker::WorkerEvent;
 use gift_runtime::memory::{MemoryQueue, QueueSettings};
-use gift_runtime::rt;
 use tokio::sync::watch;
 
-use crate::pipeline::{amount, rand_u128, worker_db};
+use crate::pipeline::{new_gift, worker_db};
 use crate::{result_line, ServiceArgs};
 
 #[derive(Debug, clap::Args)]
@@ -117,14 +116,8 @@ async fn fill(store: &dyn Store, count: usize) -> Result<(), String> {
     let sends = futures::stream::iter(0..count).map(|_| {
         let key = key.clone();
         async move {
-            let now = rt::now_utc();
-            let gift = Gift::new(
-                GiftId::from_random(rand_u128()),
-                GiftCode::from_random(rt::random_u64()),
-                amount(),
-                None,
-                now,
-            );
+            let gift = new_gift();
+            let now = gift.created_at;
             store.insert_gift(&gift).await.map_err(|e| e.to_string())?;
             let cmd = SendCommand { gift_id: gift.id, key, now, outbox_available_at: now, trace: None };
             store.request_send(&cmd).await.map(|_| ()).map_err(|e| e.to_string())

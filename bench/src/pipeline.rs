@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use gift_bins::config::{DbArgs, HttpArgs, WorkerArgs};
 use gift_bins::{serve, shutdown_signal, telemetry, wiring};
 use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, SendMessage};
-use gift_core::ports::{Queue, SendCommand, Store};
+use gift_core::ports::{Env, Queue, SendCommand, Store};
 use gift_runtime::memory::{MemoryQueue, QueueSettings};
-use gift_runtime::rt;
+use gift_runtime::rt::{self, SystemEnv};
 
 use crate::{quantile, result_line, ServiceArgs};
 
@@ -85,9 +85,8 @@ async fn parts(args: PartsArgs) -> Result<(), String> {
     let key = IdempotencyKey::parse("bench-parts").map_err(|e| e.0)?;
     let mut steps: [Vec<u64>; 6] = Default::default();
     for _ in 0..args.gifts {
-        let now = rt::now_utc();
-        let gift =
-            Gift::new(GiftId::from_random(rand_u128()), GiftCode::from_random(rt::random_u64()), amount(), None, now);
+        let gift = new_gift();
+        let now = gift.created_at;
         store.insert_gift(&gift).await.map_err(|e| e.to_string())?;
         let cmd = SendCommand { gift_id: gift.id, key: key.clone(), now, outbox_available_at: now, trace: None };
         let timer = Instant::now();
@@ -131,10 +130,15 @@ fn lap(timer: &Instant) -> u64 {
     timer.elapsed().as_micros() as u64
 }
 
-pub fn rand_u128() -> u128 {
-    u128::from(rt::random_u64()) << 64 | u128::from(rt::random_u64())
-}
-
-pub fn amount() -> Amount {
-    Amount::try_from(1000).expect("a valid amount")
+/// A gift created now, with an id and a code from the runtime's randomness.
+pub fn new_gift() -> Gift {
+    let env = SystemEnv;
+    let id = GiftId::from_random(env.random_u128());
+    Gift::new(
+        id,
+        GiftCode::from_random(env.random_u64()),
+        Amount::try_from(1000).expect("a valid amount"),
+        None,
+        env.now(),
+    )
 }

@@ -240,12 +240,12 @@ async fn plans_made_on_empty_tables_still_find_rows_by_key_once_the_tables_grow(
 /// A create, a send, the worker's read and update, and the relay's claim and removal.
 async fn one_gift_through_every_statement(store: &PgStore) {
     use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey};
-    use gift_core::ports::{SendCommand, Store};
-    let rt = gift_runtime::rt::random_u64;
-    let now = gift_runtime::rt::now_utc();
+    use gift_core::ports::{Env, SendCommand, Store};
+    let env = gift_runtime::rt::SystemEnv;
+    let now = env.now();
     let gift = Gift::new(
-        GiftId::from_random(u128::from(rt()) << 64 | u128::from(rt())),
-        GiftCode::from_random(rt()),
+        GiftId::from_random(env.random_u128()),
+        GiftCode::from_random(env.random_u64()),
         Amount::try_from(100).unwrap(),
         None,
         now,

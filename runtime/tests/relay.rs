@@ -44,8 +44,9 @@ async fn a_backlog_larger_than_a_batch_is_published_before_the_first_pause() {
     let now = rt::now_utc();
     let key = IdempotencyKey::parse("k").unwrap();
     for _ in 0..250 {
-        let id = GiftId::from_random(u128::from(rt::random_u64()) << 64 | u128::from(rt::random_u64()));
-        let gift = Gift::new(id, GiftCode::from_random(rt::random_u64()), Amount::try_from(100).unwrap(), None, now);
+        let id = GiftId::from_random(SystemEnv.random_u128());
+        let gift =
+            Gift::new(id, GiftCode::from_random(SystemEnv.random_u64()), Amount::try_from(100).unwrap(), None, now);
         store.insert_gift(&gift).await.unwrap();
         let cmd = SendCommand { gift_id: id, key: key.clone(), now, outbox_available_at: now, trace: None };
         store.request_send(&cmd).await.unwrap();
