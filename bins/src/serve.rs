@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
 use gift_core::domain::{IdempotencyKey, TraceParent};
 use gift_core::http::ApiError;
+use gift_core::ports::Env;
 use gift_core::AppError;
+use gift_runtime::rt::SystemEnv;
 use std::time::Instant;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
@@ -84,7 +86,8 @@ async fn drop_unusable_request_id(mut req: Request) -> Request {
 
 /// The request id of a request without a usable `X-Request-Id`: the ALB's `X-Amzn-Trace-Id`
 /// (so the id matches the ALB's access log), else a new UUID. Transport, not deciding code,
-/// so OS randomness is the right source here.
+/// so OS randomness is the right source here, through the thread's generator (seeded from
+/// the OS once) rather than `Uuid::new_v4()`, which asks the kernel on every call.
 #[derive(Clone, Copy)]
 struct NewRequestId;
 
@@ -92,7 +95,7 @@ impl MakeRequestId for NewRequestId {
     fn make_request_id<B>(&mut self, req: &axum::http::Request<B>) -> Option<RequestId> {
         let id = match req.headers().get(&X_AMZN_TRACE_ID).filter(|id| usable(id)) {
             Some(trace) => trace.clone(),
-            None => HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).ok()?,
+            None => HeaderValue::try_from(random_uuid().to_string()).ok()?,
         };
         Some(RequestId::new(id))
     }
@@ -134,13 +137,17 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 fn request_trace(headers: &HeaderMap) -> TraceParent {
     let caller = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(|v| TraceParent::parse(v).ok());
     caller.unwrap_or_else(|| {
-        let trace_id = uuid::Uuid::new_v4().as_u128();
+        let trace_id = SystemEnv.random_u128();
         TraceParent::new(trace_id.max(1), new_span_id(), 0).expect("both ids are non-zero")
     })
 }
 
 fn new_span_id() -> u64 {
-    (uuid::Uuid::new_v4().as_u128() as u64).max(1)
+    SystemEnv.random_u64().max(1)
+}
+
+fn random_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(SystemEnv.random_u128().to_le_bytes()).into_uuid()
 }
 
 async fn served(req: Request, next: Next) -> Response {

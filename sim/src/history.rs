@@ -217,7 +217,7 @@ pub enum Phase {
 }
 
 fn short(g: &GiftId) -> String {
-    g.to_string()[..8].to_owned()
+    g.short()
 }
 
 /// A key as printed in the trace: long keys are cut so a line stays readable.

@@ -87,8 +87,8 @@ impl Outcome {
 
     /// The trace lines about `gift`, for a violation's context.
     pub fn lines_about(&self, gift: &GiftId) -> Vec<String> {
-        let short = &gift.to_string()[..8];
-        self.entries.iter().map(|e| e.to_string()).filter(|l| l.contains(short)).collect()
+        let short = gift.short();
+        self.entries.iter().map(|e| e.to_string()).filter(|l| l.contains(&short)).collect()
     }
 
     pub fn count(&self, status: Status) -> usize {

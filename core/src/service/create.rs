@@ -9,8 +9,8 @@ const CODE_ATTEMPTS: usize = 5;
 /// Creates a CREATED gift with a fresh id and a unique code.
 pub async fn create_gift(deps: &Deps, amount: Amount, message: Option<Message>) -> Result<Gift, AppError> {
     let (store, env) = (&deps.store, &deps.env);
-    let id = GiftId::from_random(env.random_u128());
     let now = env.now();
+    let id = GiftId::new(now, env.random_u128());
     for _ in 0..CODE_ATTEMPTS {
         let gift = Gift::new(id, GiftCode::from_random(env.random_u64()), amount, message.clone(), now);
         match store.insert_gift(&gift).await {
