@@ -1,7 +1,7 @@
 //! The JSON bodies the API reads and writes. They are what gets serialised, and their
 //! schemas are what `/openapi.json` publishes, so the document cannot drift from the code.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 
 use crate::domain::{Amount, Gift, Message, Status, Timestamp};
@@ -28,7 +28,16 @@ pub struct CreatedGift {
     pub code: crate::domain::GiftCode,
     pub status: Status,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: Timestamp,
+}
+
+/// The text chrono's own `Serialize` writes (RFC 3339, as many fraction digits as needed,
+/// `Z`), formatted whole and then written as one string: chrono's goes through
+/// `collect_str`, which escapes each of its many small pieces on its own, some 2,700
+/// instructions a timestamp (docs/benchmarks.md, "What limits each figure now").
+fn rfc3339<S: Serializer>(at: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 impl From<&Gift> for CreatedGift {
@@ -52,8 +61,10 @@ pub struct GiftView {
     #[schema(nullable)]
     pub last_error: Option<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "rfc3339")]
     pub updated_at: Timestamp,
 }
 
@@ -162,5 +173,20 @@ mod tests {
         let bare: CreateGiftRequest = serde_json::from_value(json!({"amount": 7})).unwrap();
         assert!(bare.message.is_none());
         assert!(serde_json::from_value::<CreateGiftRequest>(json!({"message": "hi"})).is_err());
+    }
+
+    proptest::proptest! {
+        /// The answers' timestamps are the text chrono's own `Serialize` writes, for any
+        /// instant the service can hold (it keeps microseconds).
+        #[test]
+        fn timestamps_are_written_as_chrono_writes_them(micros in 0i64..8_000_000_000_000_000) {
+            let at = chrono::DateTime::from_timestamp_micros(micros).unwrap();
+            let g = Gift { updated_at: at, ..Gift::new(GiftId::from_random(1), GiftCode::from_random(1), Amount::try_from(5).unwrap(), None, at) };
+            let chrono_text = serde_json::to_value(at).unwrap();
+            let view = serde_json::to_value(GiftView::from(&g)).unwrap();
+            proptest::prop_assert_eq!(&view["created_at"], &chrono_text);
+            proptest::prop_assert_eq!(&view["updated_at"], &chrono_text);
+            proptest::prop_assert_eq!(&serde_json::to_value(CreatedGift::from(&g)).unwrap()["created_at"], &chrono_text);
+        }
     }
 }
