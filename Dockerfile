@@ -60,6 +60,12 @@ COPY --from=builder --chown=root:root --chmod=0755 /out/ /usr/local/bin/
 
 USER 65532:65532
 
+# mimalloc (the binaries' allocator) without transparent huge pages, which make the first
+# touch of each 2 MiB of its arena resident, and returning freed pages at once: gift-api's
+# peak at 256 connections is some 30 MB instead of 50 (docs/benchmarks.md, "gift-api's memory").
+ENV MIMALLOC_ALLOW_THP=0 \
+    MIMALLOC_PURGE_DELAY=0
+
 # gift-api listens on PORT (default 8080); the worker listens on nothing.
 EXPOSE 8080
 
