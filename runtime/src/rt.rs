@@ -43,6 +43,10 @@ pub fn random_u64() -> u64 {
     madsim::rand::thread_rng().gen()
 }
 
+pub fn random_u128() -> u128 {
+    madsim::rand::thread_rng().gen()
+}
+
 /// The production and simulation implementation of the core [`Env`] port.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemEnv;

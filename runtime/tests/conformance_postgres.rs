@@ -103,7 +103,7 @@ async fn a_create_given_up_while_queued_is_not_inserted_later() {
     let options = fresh_database(&url).await;
     let store = Arc::new(PgStore::new(options.clone(), PoolSettings { max_connections: 1, ..PoolSettings::default() }));
     let gift = || {
-        let id = GiftId::from_random(u128::from(rt::random_u64()) << 64 | u128::from(rt::random_u64()));
+        let id = GiftId::from_random(rt::random_u128());
         Gift::new(id, GiftCode::from_random(rt::random_u64()), Amount::try_from(100).unwrap(), None, rt::now_utc())
     };
     let (first, abandoned, later) = (gift(), gift(), gift());

@@ -277,7 +277,7 @@ pub async fn record(store: Arc<dyn Store>, seed: u64, config: Config) -> Result<
 
 /// The ids of `G(0)..G(GIFTS)`, inserted CREATED, and of the ghost, not inserted.
 async fn create_gifts(store: &dyn Store) -> Result<Vec<GiftId>, StoreError> {
-    let random_id = || GiftId::from_random(u128::from(rt::random_u64()) << 64 | u128::from(rt::random_u64()));
+    let random_id = || GiftId::from_random(rt::random_u128());
     let mut ids = Vec::new();
     for _ in 0..GIFTS {
         let gift = Gift::new(

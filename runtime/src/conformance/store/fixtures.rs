@@ -7,7 +7,7 @@ use crate::rt;
 
 pub(super) fn new_gift(now: Timestamp) -> Gift {
     Gift::new(
-        GiftId::from_random(u128::from(rt::random_u64()) << 64 | u128::from(rt::random_u64())),
+        GiftId::from_random(rt::random_u128()),
         GiftCode::from_random(rt::random_u64()),
         Amount::try_from(1234).unwrap(),
         Some(Message::parse("happy birthday — 🎂".into()).unwrap()),
