@@ -228,8 +228,8 @@ where
 
 /// Writes `text` as a JSON string: as it is when no byte of it needs escaping, which holds
 /// for field names (Rust identifiers), targets, levels, the service's name and timestamps,
-/// else escaped by serde_json. Most of a line is such text, and serde_json's escaping of it
-/// was a fifth of a line's cost (docs/benchmarks.md, "What limits each figure now").
+/// else escaped by serde_json. Most of a line is such text, and a scan is cheaper than the
+/// serializer (docs/benchmarks.md, "2 December, later").
 fn push_str(line: &mut Vec<u8>, text: &str) {
     if text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-+ ".contains(&b)) {
         line.push(b'"');

@@ -216,10 +216,6 @@ pub enum Phase {
     End,
 }
 
-fn short(g: &GiftId) -> String {
-    g.short()
-}
-
 /// A key as printed in the trace: long keys are cut so a line stays readable.
 fn key_text(key: &str) -> String {
     if key.len() > 24 {
@@ -233,9 +229,9 @@ impl fmt::Display for StoreCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let list = |items: Vec<String>| items.join(",");
         match self {
-            StoreCall::Insert { gift, applied } => write!(f, "insert {} -> {applied}", short(gift)),
+            StoreCall::Insert { gift, applied } => write!(f, "insert {} -> {applied}", gift.short()),
             StoreCall::Read { gifts, asked_ms } => {
-                let read = gifts.iter().map(|(g, s)| format!("{}={}", short(g), s.map_or("none", Status::as_str)));
+                let read = gifts.iter().map(|(g, s)| format!("{}={}", g.short(), s.map_or("none", Status::as_str)));
                 write!(f, "read {}", list(read.collect()))?;
                 match asked_ms {
                     Some(asked) => write!(f, " (asked at {asked})"),
@@ -243,14 +239,14 @@ impl fmt::Display for StoreCall {
                 }
             }
             StoreCall::RequestSend { gift, key, decision, .. } => {
-                write!(f, "request_send {} key={} -> {decision:?}", short(gift), key_text(key))
+                write!(f, "request_send {} key={} -> {decision:?}", gift.short(), key_text(key))
             }
             StoreCall::MarkSent { gifts } => {
-                write!(f, "mark_sent {}", list(gifts.iter().map(|(g, won)| format!("{}={won}", short(g))).collect()))
+                write!(f, "mark_sent {}", list(gifts.iter().map(|(g, won)| format!("{}={won}", g.short())).collect()))
             }
-            StoreCall::MarkFailed { gift, applied } => write!(f, "mark_failed {} -> {applied}", short(gift)),
+            StoreCall::MarkFailed { gift, applied } => write!(f, "mark_failed {} -> {applied}", gift.short()),
             StoreCall::OutboxClaim { entries } => write!(f, "outbox_claim -> {entries}"),
-            StoreCall::OutboxRemove { gift, key } => write!(f, "outbox_remove {} key={}", short(gift), key_text(key)),
+            StoreCall::OutboxRemove { gift, key } => write!(f, "outbox_remove {} key={}", gift.short(), key_text(key)),
             StoreCall::Rearm { count } => write!(f, "rearm_stale -> {count}"),
         }
     }
@@ -263,26 +259,26 @@ impl fmt::Display for Entry {
             Event::Created { gift, amount, message } => write!(
                 f,
                 "client   created {} amount={amount} message={}",
-                short(gift),
+                gift.short(),
                 message.as_ref().map_or("none".to_owned(), |m| format!("{} chars", m.chars().count()))
             ),
-            Event::Fetched { gift, code, .. } => write!(f, "client   get {} -> {code}", short(gift)),
+            Event::Fetched { gift, code, .. } => write!(f, "client   get {} -> {code}", gift.short()),
             Event::SendAnswered { gift, key, code, body } => {
-                write!(f, "client   send {} key={} -> {code} {body}", short(gift), key_text(key))
+                write!(f, "client   send {} key={} -> {code} {body}", gift.short(), key_text(key))
             }
             Event::SendLost { gift, key } => {
-                write!(f, "client   send {} key={} -> (no answer)", short(gift), key_text(key))
+                write!(f, "client   send {} key={} -> (no answer)", gift.short(), key_text(key))
             }
             Event::Store { node, call, heard } => {
                 write!(f, "{node:<8} store {call}{}", if *heard { "" } else { " (answer lost)" })
             }
             Event::Published { node, msg, gift, key } => {
-                write!(f, "{node:<8} publish m{msg} {} key={}", short(gift), key_text(key))
+                write!(f, "{node:<8} publish m{msg} {} key={}", gift.short(), key_text(key))
             }
             Event::Received { node, msg, gift, receive_count, seen, .. } => write!(
                 f,
                 "{node:<8} receive m{msg} {} count={receive_count}{}",
-                short(gift),
+                gift.short(),
                 if *seen { "" } else { " (unseen)" }
             ),
             Event::Visibility { node, msg, delay_ms, applied } => {
@@ -290,15 +286,15 @@ impl fmt::Display for Entry {
             }
             Event::Deleted { node, msg } => write!(f, "{node:<8} delete m{msg}"),
             Event::DeleteFailed { node, msg } => write!(f, "{node:<8} delete m{msg} (failed)"),
-            Event::DeadLettered { msg, gift } => write!(f, "queue    dead-letter m{msg} {}", short(gift)),
+            Event::DeadLettered { msg, gift } => write!(f, "queue    dead-letter m{msg} {}", gift.short()),
             Event::DispatchStarted { node, attempt, gift, receive_count, status, .. } => {
-                write!(f, "{node:<8} pseudo-send #{attempt} {} count={receive_count} (read {status})", short(gift))
+                write!(f, "{node:<8} pseudo-send #{attempt} {} count={receive_count} (read {status})", gift.short())
             }
             Event::Dispatched { node, attempt, gift, ok } => {
-                write!(f, "{node:<8} pseudo-send #{attempt} {} {}", short(gift), if *ok { "ok" } else { "FAILED" })
+                write!(f, "{node:<8} pseudo-send #{attempt} {} {}", gift.short(), if *ok { "ok" } else { "FAILED" })
             }
             Event::Handled { node, gift, outcome, .. } => {
-                write!(f, "{node:<8} handled {} {outcome:?}", gift.as_ref().map(short).unwrap_or_else(|| "?".into()))
+                write!(f, "{node:<8} handled {} {outcome:?}", gift.as_ref().map(GiftId::short).unwrap_or_else(|| "?".into()))
             }
             Event::Fault { kind } => write!(f, "fault    {kind}"),
             Event::StackFault { kind } => write!(f, "fault    {kind}"),
