@@ -294,7 +294,11 @@ impl fmt::Display for Entry {
                 write!(f, "{node:<8} pseudo-send #{attempt} {} {}", gift.short(), if *ok { "ok" } else { "FAILED" })
             }
             Event::Handled { node, gift, outcome, .. } => {
-                write!(f, "{node:<8} handled {} {outcome:?}", gift.as_ref().map(GiftId::short).unwrap_or_else(|| "?".into()))
+                write!(
+                    f,
+                    "{node:<8} handled {} {outcome:?}",
+                    gift.as_ref().map(GiftId::short).unwrap_or_else(|| "?".into())
+                )
             }
             Event::Fault { kind } => write!(f, "fault    {kind}"),
             Event::StackFault { kind } => write!(f, "fault    {kind}"),
