@@ -31,6 +31,7 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 # --- builder ------------------------------------------------------------------
+# The `production` profile (Cargo.toml): release with whole-program optimisation.
 FROM chef AS builder
 
 # The build never talks to a database: no sqlx macro is compiled (the migrations
@@ -41,16 +42,16 @@ FROM chef AS builder
 # own crates on the next deploy.
 COPY --from=planner /src/recipe.json recipe.json
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo chef cook --release --locked -p gift-bins -p gift-local --recipe-path recipe.json
+    cargo chef cook --profile production --locked -p gift-bins -p gift-local --recipe-path recipe.json
 
 # The commit goes into `--version` and each binary's first log line. Declared after the
 # dependency layer, so a new commit does not invalidate it.
 ARG GIT_SHA=unknown
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    GIT_SHA="${GIT_SHA}" cargo build --release --locked -p gift-bins -p gift-local \
+    GIT_SHA="${GIT_SHA}" cargo build --profile production --locked -p gift-bins -p gift-local \
     && mkdir -p /out \
-    && cp target/release/gift-api target/release/gift-worker target/release/gift-admin target/release/gift-local /out/
+    && cp target/production/gift-api target/production/gift-worker target/production/gift-admin target/production/gift-local /out/
 
 # --- runtime ------------------------------------------------------------------
 # :nonroot runs as uid/gid 65532 by default.
