@@ -414,6 +414,17 @@ variable "worker_batch_size" {
   }
 }
 
+variable "worker_batches_in_hand" {
+  description = "WORKER_BATCHES_IN_HAND: received batches each worker task handles at once. Keep it below worker_db_pool_max: each batch uses one connection while it loads and records, the relay one more."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.worker_batches_in_hand >= 1 && var.worker_batches_in_hand <= 10
+    error_message = "worker_batches_in_hand must be between 1 and 10."
+  }
+}
+
 variable "worker_wait_seconds" {
   description = "WORKER_WAIT_SECONDS: long-poll wait (SQS allows 0-20). Also the queue's receive_wait_time_seconds."
   type        = number

@@ -13,6 +13,9 @@ pub const VISIBILITY_TIMEOUT_SECONDS: u64 = 30;
 pub const STALE_QUEUED_SECONDS: u64 = 900;
 /// Messages per receive (SQS allows at most 10).
 pub const WORKER_BATCH_SIZE: u32 = 10;
+/// Received batches a worker handles at once; below the worker's `DB_POOL_MAX`, whose
+/// last connection is the relay's.
+pub const WORKER_BATCHES_IN_HAND: u32 = 4;
 /// A receive's long-poll wait (SQS allows at most 20 s).
 pub const WORKER_WAIT_SECONDS: u64 = 20;
 /// Pause between outbox relay passes.

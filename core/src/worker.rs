@@ -1,5 +1,5 @@
-//! The worker loop: keep up to two received batches in hand, receive again as soon as one
-//! is done, repeat until told to stop. All decisions live in
+//! The worker loop: keep up to `batches_in_hand` received batches in hand, receive again as
+//! soon as one is done, repeat until told to stop. All decisions live in
 //! [`crate::service::handle_deliveries`]; this only schedules: [`run_worker`] acts on
 //! what woke it, `next_wake` waits for the first of shutdown, receive and batch done.
 
@@ -27,9 +27,12 @@ pub enum WorkerEvent<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerConfig {
-    /// Messages per receive (SQS allows 1–10), handled together. Up to two receives' worth
-    /// are in hand at once.
+    /// Messages per receive (SQS allows 1–10), handled together.
     pub batch_size: u32,
+    /// Received batches handled at once (at least 1). The next receive starts while fewer
+    /// are in hand; a batch holds a database connection only while it loads and records,
+    /// so this many batches keep as many of the pool's connections busy.
+    pub batches_in_hand: u32,
     /// Long-poll wait per receive.
     pub wait: Duration,
     /// Pause after a failed receive so an outage is not hammered.
@@ -45,6 +48,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             batch_size: defaults::WORKER_BATCH_SIZE,
+            batches_in_hand: defaults::WORKER_BATCHES_IN_HAND,
             wait: Duration::from_secs(defaults::WORKER_WAIT_SECONDS),
             error_pause: Duration::from_secs(1),
             retry: RetryPolicy::default(),
@@ -70,8 +74,8 @@ enum Wake {
 ///
 /// A received batch is handled as one (its deliveries' sends run concurrently, its store
 /// work is shared), and the next receive starts while it is in hand, so the queue's
-/// long poll and the database work overlap. At most two batches are in hand: a slow send
-/// holds up its own batch's update, not the next batch.
+/// long poll and the database work overlap. Up to `batches_in_hand` batches are in hand: a
+/// slow send holds up its own batch's update, not the next batch.
 ///
 /// `observe` hears of every receive (a health check's heartbeat) and every handled
 /// delivery (the simulation's history).
@@ -93,7 +97,7 @@ pub async fn run_worker(
     let mut stopping = false;
     tracing::info!(event = "STARTED", batch_size = config.batch_size, "worker started");
     loop {
-        if !stopping && receiving.is_none() && in_hand.len() < 2 {
+        if !stopping && receiving.is_none() && in_hand.len() < config.batches_in_hand.max(1) as usize {
             observe(WorkerEvent::Turn);
             receiving = Some(Box::pin(deps.queue.receive(config.batch_size, config.wait)));
         }

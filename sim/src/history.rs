@@ -70,7 +70,15 @@ pub enum Event {
         receive_count: u32,
         seen: bool,
     },
-    /// A worker asked for a message's visibility to change; `applied` is the queue's answer.
+    /// A worker called for a message's visibility to change (recorded when it called,
+    /// before the call's latency; its answer, if it arrives, is the next event).
+    VisibilityAsked {
+        node: String,
+        msg: MsgId,
+        delay_ms: u64,
+    },
+    /// A worker asked for a message's visibility to change; `applied` is the queue's answer
+    /// (false: refused, or the call failed).
     Visibility {
         node: String,
         msg: MsgId,
@@ -281,6 +289,9 @@ impl fmt::Display for Entry {
                 gift.short(),
                 if *seen { "" } else { " (unseen)" }
             ),
+            Event::VisibilityAsked { node, msg, delay_ms } => {
+                write!(f, "{node:<8} visibility m{msg} +{delay_ms}ms asked")
+            }
             Event::Visibility { node, msg, delay_ms, applied } => {
                 write!(f, "{node:<8} visibility m{msg} +{delay_ms}ms{}", if *applied { "" } else { " (refused)" })
             }

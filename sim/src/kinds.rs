@@ -150,6 +150,7 @@ named_enum! {
         ExtraPseudoSends = "extra_pseudo_sends", false;
         FailedAfterLostSuccess = "failed_after_lost_success", false;
         FailedBesideDuplicate = "failed_beside_duplicate", false;
+        FailedAfterLateRenewal = "failed_after_late_renewal", false;
     }
     fn required() -> bool;
 }

@@ -94,6 +94,7 @@ fn judge(world: World, ctx: &Ctx, finals: &BTreeMap<GiftId, Status>) -> RunResul
         heal_bound_ms: world.heal_bound_ms(STALE_AFTER, RELAY.interval),
         send_failure_rate: world.send_failure_rate,
         publish_grace_ms: PUBLISH_GRACE.as_millis() as u64,
+        visibility_timeout_ms: world.visibility_timeout_ms,
     };
     let report = checker::check(&entries, &End { finals: Some(finals), expect });
     let mut counts = ctx.history.counts();
@@ -107,6 +108,7 @@ fn count_figures(report: &Report, counts: &mut Counts) {
     counts.insert(Counter::ExtraPseudoSends.into(), report.extra_sends);
     counts.insert(Counter::FailedAfterLostSuccess.into(), report.failed_after_lost_success);
     counts.insert(Counter::FailedBesideDuplicate.into(), report.failed_beside_duplicate);
+    counts.insert(Counter::FailedAfterLateRenewal.into(), report.failed_after_late_renewal);
 }
 
 /// Counts the interesting events of a run for the coverage table.

@@ -79,6 +79,8 @@ pub struct World {
     pub kill_every_ms: u64,
     pub safety_ms: u64,
     pub faults: FaultRates,
+    /// Each worker's `WorkerConfig::batches_in_hand`.
+    pub batches_in_hand: u32,
 }
 
 impl World {
@@ -105,6 +107,8 @@ impl World {
             kill_every_ms: if rng.gen_bool(0.25) { 0 } else { rng.gen_range(2_000..=30_000) },
             safety_ms: rng.gen_range(10_000..=60_000),
             faults,
+            // Drawn last, so the draws before it are what they were before it existed.
+            batches_in_hand: rng.gen_range(1..=4),
         }
     }
 
@@ -115,6 +119,7 @@ impl World {
     pub fn worker_config(&self) -> WorkerConfig {
         WorkerConfig {
             batch_size: 10,
+            batches_in_hand: self.batches_in_hand,
             wait: Duration::from_secs(20),
             error_pause: Duration::from_secs(1),
             retry: RetryPolicy { max_receives: MAX_RECEIVES, backoff: Duration::from_millis(self.retry_backoff_ms) },
@@ -157,8 +162,12 @@ impl fmt::Display for World {
         )?;
         writeln!(
             f,
-            "  latency_max_ms={} dispatch_latency_max_ms={} shared_key_chance={:.2} replay_chance={:.2}",
-            self.latency_max_ms, self.dispatch_latency_max_ms, self.shared_key_chance, self.replay_chance
+            "  latency_max_ms={} dispatch_latency_max_ms={} shared_key_chance={:.2} replay_chance={:.2} batches_in_hand={}",
+            self.latency_max_ms,
+            self.dispatch_latency_max_ms,
+            self.shared_key_chance,
+            self.replay_chance,
+            self.batches_in_hand
         )?;
         write!(f, "{}", self.faults)
     }

@@ -363,6 +363,7 @@ fn judge(cfg: &Config, nodes: &[Node], history: History, end: EndState, end_us: 
         heal_bound_ms: heal_bound_ms(),
         send_failure_rate: cfg.send_failure_rate,
         publish_grace_ms: PUBLISH_GRACE_MS,
+        visibility_timeout_ms: VISIBILITY_SECONDS * 1_000,
     };
     let report = check(&entries, &End { finals: Some(&end.finals), expect });
     std::fs::write(cfg.dir.join("trace.txt"), render(&entries)).map_err(|e| e.to_string())?;

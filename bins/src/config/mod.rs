@@ -124,9 +124,13 @@ pub struct WorkerArgs {
     /// Probability (0.0–1.0) that a pseudo-send fails.
     #[arg(long, env = "SEND_FAILURE_RATE", default_value_t = defaults::SEND_FAILURE_RATE, value_parser = parse_rate)]
     pub send_failure_rate: f64,
-    /// Messages per receive (1–10); up to twice this many are handled concurrently.
+    /// Messages per receive (1–10).
     #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = defaults::WORKER_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub worker_batch_size: u32,
+    /// Received batches handled at once (1–10); keep it below DB_POOL_MAX, whose last
+    /// connection is the relay's.
+    #[arg(long, env = "WORKER_BATCHES_IN_HAND", default_value_t = defaults::WORKER_BATCHES_IN_HAND, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub worker_batches_in_hand: u32,
     /// Long-poll wait per receive (0–20 seconds).
     #[arg(long, env = "WORKER_WAIT_SECONDS", default_value_t = defaults::WORKER_WAIT_SECONDS, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub worker_wait_seconds: u64,
@@ -158,6 +162,7 @@ impl WorkerArgs {
     pub fn worker_config(&self) -> gift_core::worker::WorkerConfig {
         gift_core::worker::WorkerConfig {
             batch_size: self.worker_batch_size,
+            batches_in_hand: self.worker_batches_in_hand,
             wait: Duration::from_secs(self.worker_wait_seconds),
             error_pause: Duration::from_secs(1),
             retry: gift_core::service::RetryPolicy {

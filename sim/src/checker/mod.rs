@@ -130,6 +130,8 @@ pub struct Expect {
     pub send_failure_rate: f64,
     /// How long an accepted send's outbox row is left to the API's own publish.
     pub publish_grace_ms: u64,
+    /// The queue's visibility timeout: how long a receive hides a message.
+    pub visibility_timeout_ms: u64,
 }
 
 /// The end of a run: each gift's final status, when the run got that far.
@@ -151,6 +153,11 @@ pub struct Report {
     /// Gifts FAILED by one message's final failure while a duplicate message of the gift
     /// was being pseudo-sent successfully elsewhere (no per-gift claim prevents it yet).
     pub failed_beside_duplicate: u64,
+    /// Gifts FAILED by another worker's final receive of a message whose holder had a
+    /// successful pseudo-send and had asked in time to renew the message's visibility,
+    /// the renewal still unanswered when the queue handed the message on (a queue slower
+    /// than the lease allows for).
+    pub failed_after_late_renewal: u64,
     /// Simulated time from healing to quiescence.
     pub heal_ms: Option<u64>,
 }

@@ -42,6 +42,15 @@ struct Success {
 enum Excuse {
     LostToCrash,
     DuplicateRaced,
+    RenewalLate,
+}
+
+/// Who holds a message now, by the queue's history: the node of its last receive, until
+/// when, and the renewals that node asked for in time and has not had answered.
+struct Hold {
+    node: String,
+    until_ms: u64,
+    timely_asks: usize,
 }
 
 #[derive(Default)]
@@ -57,6 +66,11 @@ pub struct Sends {
     reported: BTreeSet<GiftId>,
     lost_to_crash: BTreeSet<GiftId>,
     duplicate_raced: BTreeSet<GiftId>,
+    late_renewal: BTreeSet<GiftId>,
+    holds: BTreeMap<MsgId, Hold>,
+    /// (node, message) handed on by the queue while that node's timely renewal of it was
+    /// still unanswered.
+    renewal_outrun: BTreeSet<(String, MsgId)>,
     extra_sends: u64,
 }
 
@@ -68,15 +82,52 @@ impl Sends {
     }
 
     /// Why `success` beside a FAILED decided by `failed_by` (node, message) is excused:
-    /// lost with its worker, or on another message in another worker (the worker holding
-    /// both, in one batch or two, can and must keep them apart).
-    fn excuse(success: &Success, failed_by: &(String, BTreeSet<MsgId>)) -> Option<Excuse> {
+    /// lost with its worker; on another message in another worker (the worker holding
+    /// both, in one batch or two, can and must keep them apart); or on a message the queue
+    /// handed to the deciding worker while the succeeding one's renewal of it, asked with a
+    /// third of the visibility still to run, was unanswered (a queue slower than any lease
+    /// allows for). A heartbeat that never asks, or asks too late, earns no excuse.
+    fn excuse(&self, success: &Success, failed_by: &(String, BTreeSet<MsgId>)) -> Option<Excuse> {
         if success.lost {
             Some(Excuse::LostToCrash)
-        } else if success.msgs.is_disjoint(&failed_by.1) && success.node != failed_by.0 {
+        } else if success.node == failed_by.0 {
+            None
+        } else if success.msgs.is_disjoint(&failed_by.1) {
             Some(Excuse::DuplicateRaced)
+        } else if success.msgs.iter().any(|m| self.renewal_outrun.contains(&(success.node.clone(), *m))) {
+            Some(Excuse::RenewalLate)
         } else {
             None
+        }
+    }
+
+    /// Follows each message's holder and its renewals, from the queue's side.
+    fn track_hold(&mut self, entry: &Entry, facts: &Facts) {
+        let visibility = facts.expect.visibility_timeout_ms;
+        match &entry.event {
+            Event::Received { node, msg, .. } => {
+                if let Some(old) = self.holds.get(msg).filter(|h| h.node != *node && h.timely_asks > 0) {
+                    self.renewal_outrun.insert((old.node.clone(), *msg));
+                }
+                let hold = Hold { node: node.clone(), until_ms: entry.at_ms + visibility, timely_asks: 0 };
+                self.holds.insert(*msg, hold);
+            }
+            Event::VisibilityAsked { node, msg, .. } => {
+                if let Some(h) = self.holds.get_mut(msg).filter(|h| h.node == *node) {
+                    if entry.at_ms + visibility / 3 <= h.until_ms {
+                        h.timely_asks += 1;
+                    }
+                }
+            }
+            Event::Visibility { node, msg, delay_ms, applied } => {
+                if let Some(h) = self.holds.get_mut(msg).filter(|h| h.node == *node) {
+                    h.timely_asks = h.timely_asks.saturating_sub(1);
+                    if *applied {
+                        h.until_ms = entry.at_ms + delay_ms;
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -84,6 +135,7 @@ impl Sends {
         match excuse {
             Excuse::LostToCrash => self.lost_to_crash.insert(gift),
             Excuse::DuplicateRaced => self.duplicate_raced.insert(gift),
+            Excuse::RenewalLate => self.late_renewal.insert(gift),
         };
     }
 
@@ -166,7 +218,7 @@ impl Sends {
         if facts.failed.contains(&gift) {
             let failed_by = self.failed_by.get(&gift).cloned().unwrap_or_default();
             let success = Success { node: s.node.clone(), read: None, msgs: s.msgs, lost: false };
-            match Self::excuse(&success, &failed_by) {
+            match self.excuse(&success, &failed_by) {
                 Some(excuse) => self.excused(gift, excuse),
                 None => self.failed_despite_success(
                     gift,
@@ -234,7 +286,7 @@ impl Sends {
         let successes = self.ok.remove(&gift).unwrap_or_default();
         let mut excuses = Vec::new();
         for success in &successes {
-            match Self::excuse(success, decider) {
+            match self.excuse(success, decider) {
                 Some(excuse) => excuses.push(excuse),
                 None => self.failed_despite_success(
                     gift,
@@ -252,6 +304,7 @@ impl Sends {
 
 impl Checker for Sends {
     fn observe(&mut self, _: usize, entry: &Entry, facts: &Facts, out: &mut Out) {
+        self.track_hold(entry, facts);
         match &entry.event {
             Event::DispatchStarted { .. } => self.started(entry, facts, out),
             Event::Dispatched { .. } => self.finished(entry, facts, out),
@@ -307,5 +360,6 @@ impl Checker for Sends {
         report.extra_sends = self.extra_sends;
         report.failed_after_lost_success = self.lost_to_crash.len() as u64;
         report.failed_beside_duplicate = self.duplicate_raced.len() as u64;
+        report.failed_after_late_renewal = self.late_renewal.len() as u64;
     }
 }

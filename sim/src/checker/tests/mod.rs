@@ -16,7 +16,13 @@ use super::*;
 use crate::history::{Decision, Entry, Event, Phase, StoreCall};
 
 const W: &str = "worker-0";
-const EXPECT: Expect = Expect { max_receives: 5, heal_bound_ms: 1_000, send_failure_rate: 0.5, publish_grace_ms: 0 };
+const EXPECT: Expect = Expect {
+    max_receives: 5,
+    heal_bound_ms: 1_000,
+    send_failure_rate: 0.5,
+    publish_grace_ms: 0,
+    visibility_timeout_ms: 30_000,
+};
 
 fn g(n: u128) -> GiftId {
     GiftId::from_random(n)

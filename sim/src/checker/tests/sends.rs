@@ -2,6 +2,7 @@
 //! and FAILED writes that follow from them.
 
 use super::*;
+use crate::kinds::FaultKind;
 
 #[test]
 fn a_pseudo_send_after_sent_is_caught() {
@@ -199,4 +200,57 @@ fn a_pseudo_send_outcome_the_failure_rate_rules_out_is_caught() {
     };
     assert_eq!(at(1.0), vec![Invariant::RateIgnored]);
     assert_eq!(at(0.5), vec![]);
+}
+
+/// How the succeeding worker's renewal of the message went before the queue handed the
+/// message to the worker that then failed it finally.
+#[derive(Clone, Copy)]
+enum Renewal {
+    /// Asked with a third of the visibility to run, unanswered at the handover.
+    InFlight,
+    /// Never asked (a heartbeat that does not beat).
+    None,
+    /// Asked in time, and answered (failed) before the handover: the lease knew.
+    Failed,
+    /// Asked with less than a third of the visibility left.
+    Late,
+}
+
+#[test]
+fn failed_after_a_renewal_the_queue_outran_is_counted_but_a_missing_or_late_renewal_is_caught() {
+    let gift = g(16);
+    // Visibility 9 ms, each event 1 ms after the last: an ask is timely up to 6 ms after the
+    // receive.
+    let expect = Expect { visibility_timeout_ms: 9, ..EXPECT };
+    let history = |renewal: Renewal| {
+        let mut h = H::default();
+        h.accept(gift, "k", 1).worn(1, gift, "k", 3);
+        h.attempt("worker-1", 1, gift, "k", 4, true);
+        let ask = Event::VisibilityAsked { node: "worker-1".into(), msg: 1, delay_ms: 9 };
+        match renewal {
+            Renewal::InFlight => {
+                h.push(ask);
+            }
+            Renewal::None => {}
+            Renewal::Failed => {
+                h.push(ask).push(Event::Visibility { node: "worker-1".into(), msg: 1, delay_ms: 9, applied: false });
+            }
+            Renewal::Late => {
+                for _ in 0..3 {
+                    h.push(Event::Fault { kind: FaultKind::Latency });
+                }
+                h.push(ask);
+            }
+        }
+        h.attempt(W, 1, gift, "k", 5, false).failed(W, gift, true).sent("worker-1", gift, false);
+        let finals: BTreeMap<GiftId, Status> = [(gift, Status::Failed)].into_iter().collect();
+        check(&h.entries, &End { finals: Some(&finals), expect })
+    };
+    let report = history(Renewal::InFlight);
+    assert_eq!((report.violations, report.failed_after_late_renewal), (vec![], 1));
+    for renewal in [Renewal::None, Renewal::Failed, Renewal::Late] {
+        let report = history(renewal);
+        let kinds: Vec<Invariant> = report.violations.iter().map(|v| v.invariant).collect();
+        assert_eq!((kinds, report.failed_after_late_renewal), (vec![Invariant::FailedDespiteSuccess], 0));
+    }
 }
