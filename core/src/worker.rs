@@ -95,7 +95,12 @@ pub async fn run_worker(
     let mut in_hand = FuturesUnordered::new();
     let mut receiving: Option<Receiving<'_>> = None;
     let mut stopping = false;
-    tracing::info!(event = "STARTED", batch_size = config.batch_size, "worker started");
+    tracing::info!(
+        event = "STARTED",
+        batch_size = config.batch_size,
+        batches_in_hand = config.batches_in_hand,
+        "worker started"
+    );
     loop {
         if !stopping && receiving.is_none() && in_hand.len() < config.batches_in_hand.max(1) as usize {
             observe(WorkerEvent::Turn);

@@ -107,7 +107,7 @@ impl World {
             kill_every_ms: if rng.gen_bool(0.25) { 0 } else { rng.gen_range(2_000..=30_000) },
             safety_ms: rng.gen_range(10_000..=60_000),
             faults,
-            // Drawn last, so the draws before it are what they were before it existed.
+            // Drawn last: it does not shift the world's other draws.
             batches_in_hand: rng.gen_range(1..=4),
         }
     }

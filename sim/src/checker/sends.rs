@@ -4,10 +4,11 @@
 //! a SENT write needs a successful attempt of the writer's own, a FAILED write a failed
 //! attempt on a final receive; and no gift may be FAILED alongside a successful send.
 //!
-//! Two cases of FAILED alongside a success are counted rather than failed, because no
+//! Three cases of FAILED alongside a success are counted rather than failed, because no
 //! worker could have known of the success: it was lost with its killed worker before
-//! being recorded, or it ran on another message of the gift (a duplicate) at the same time
-//! as the failing one (the store has no per-gift claim; docs/simulation.md).
+//! being recorded; it ran on another message of the gift (a duplicate) at the same time
+//! as the failing one (the store has no per-gift claim; docs/simulation.md); or the queue
+//! handed its message on while the worker's timely renewal was still in flight.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +28,8 @@ struct Started {
     read: Option<usize>,
     after_sent: bool,
     final_receive: bool,
+    /// The receive count its worker claimed.
+    receive: u32,
 }
 
 /// A successful pseudo-send.
@@ -36,6 +39,9 @@ struct Success {
     msgs: BTreeSet<MsgId>,
     /// Its worker was killed before recording it.
     lost: bool,
+    /// The receive it ran on, and when it ended.
+    receive: u32,
+    ended_ms: u64,
 }
 
 /// Why a FAILED alongside a success is not a violation.
@@ -45,10 +51,12 @@ enum Excuse {
     RenewalLate,
 }
 
-/// Who holds a message now, by the queue's history: the node of its last receive, until
-/// when, and the renewals that node asked for in time and has not had answered.
+/// Who holds a message now, by the queue's history: the node and receive count of its last
+/// receive, until when, and the renewals (asks for a full visibility timeout) that node
+/// asked for in time and has not had answered.
 struct Hold {
     node: String,
+    receive: u32,
     until_ms: u64,
     timely_asks: usize,
 }
@@ -68,9 +76,9 @@ pub struct Sends {
     duplicate_raced: BTreeSet<GiftId>,
     late_renewal: BTreeSet<GiftId>,
     holds: BTreeMap<MsgId, Hold>,
-    /// (node, message) handed on by the queue while that node's timely renewal of it was
-    /// still unanswered.
-    renewal_outrun: BTreeSet<(String, MsgId)>,
+    /// (node, message, receive count) handed on by the queue while that receive's timely
+    /// renewal was still unanswered → until when the holder had it.
+    renewal_outrun: BTreeMap<(String, MsgId, u32), u64>,
     extra_sends: u64,
 }
 
@@ -83,10 +91,11 @@ impl Sends {
 
     /// Why `success` beside a FAILED decided by `failed_by` (node, message) is excused:
     /// lost with its worker; on another message in another worker (the worker holding
-    /// both, in one batch or two, can and must keep them apart); or on a message the queue
-    /// handed to the deciding worker while the succeeding one's renewal of it, asked with a
-    /// third of the visibility still to run, was unanswered (a queue slower than any lease
-    /// allows for). A heartbeat that never asks, or asks too late, earns no excuse.
+    /// both, in one batch or several, can and must keep them apart); or on a message the queue
+    /// handed to the deciding worker while the succeeding receive's renewal of it, asked with
+    /// a third of the visibility still to run, was unanswered, the send having ended inside
+    /// the lease (a queue slower than any lease allows for). A heartbeat that never asks, or
+    /// asks too late, earns no excuse; nor does another receive's renewal.
     fn excuse(&self, success: &Success, failed_by: &(String, BTreeSet<MsgId>)) -> Option<Excuse> {
         if success.lost {
             Some(Excuse::LostToCrash)
@@ -94,7 +103,11 @@ impl Sends {
             None
         } else if success.msgs.is_disjoint(&failed_by.1) {
             Some(Excuse::DuplicateRaced)
-        } else if success.msgs.iter().any(|m| self.renewal_outrun.contains(&(success.node.clone(), *m))) {
+        } else if success.msgs.iter().any(|m| {
+            // The send must have ended inside the lease: one ending after it is the lease's bug.
+            let held = self.renewal_outrun.get(&(success.node.clone(), *m, success.receive));
+            held.is_some_and(|&until| success.ended_ms <= until)
+        }) {
             Some(Excuse::RenewalLate)
         } else {
             None
@@ -105,18 +118,29 @@ impl Sends {
     fn track_hold(&mut self, entry: &Entry, facts: &Facts) {
         let visibility = facts.expect.visibility_timeout_ms;
         match &entry.event {
-            Event::Received { node, msg, .. } => {
+            Event::Received { node, msg, receive_count, .. } => {
                 if let Some(old) = self.holds.get(msg).filter(|h| h.node != *node && h.timely_asks > 0) {
-                    self.renewal_outrun.insert((old.node.clone(), *msg));
+                    self.renewal_outrun.insert((old.node.clone(), *msg, old.receive), old.until_ms);
                 }
-                let hold = Hold { node: node.clone(), until_ms: entry.at_ms + visibility, timely_asks: 0 };
+                let hold = Hold {
+                    node: node.clone(),
+                    receive: *receive_count,
+                    until_ms: entry.at_ms + visibility,
+                    timely_asks: 0,
+                };
                 self.holds.insert(*msg, hold);
             }
-            Event::VisibilityAsked { node, msg, .. } => {
+            Event::VisibilityAsked { node, msg, delay_ms } if *delay_ms == visibility => {
                 if let Some(h) = self.holds.get_mut(msg).filter(|h| h.node == *node) {
                     if entry.at_ms + visibility / 3 <= h.until_ms {
                         h.timely_asks += 1;
                     }
+                }
+            }
+            // A killed node's calls in flight are gone with it.
+            Event::Killed { node } => {
+                for h in self.holds.values_mut().filter(|h| h.node == *node) {
+                    h.timely_asks = 0;
                 }
             }
             Event::Visibility { node, msg, delay_ms, applied } => {
@@ -182,6 +206,7 @@ impl Sends {
             read: read.map(|r| r.index),
             after_sent,
             final_receive: *receive_count >= facts.expect.max_receives,
+            receive: *receive_count,
         };
         self.started.insert(*attempt, started);
     }
@@ -212,12 +237,20 @@ impl Sends {
         } else if !earlier.is_empty() {
             self.extra_sends += 1;
         }
-        earlier.push(Success { node: node.clone(), read: s.read, msgs: s.msgs.clone(), lost: false });
+        let (receive, ended_ms) = (s.receive, entry.at_ms);
+        earlier.push(Success {
+            node: node.clone(),
+            read: s.read,
+            msgs: s.msgs.clone(),
+            lost: false,
+            receive,
+            ended_ms,
+        });
         let index = earlier.len() - 1;
         self.pending_ok.entry((node, gift)).or_default().push(index);
         if facts.failed.contains(&gift) {
             let failed_by = self.failed_by.get(&gift).cloned().unwrap_or_default();
-            let success = Success { node: s.node.clone(), read: None, msgs: s.msgs, lost: false };
+            let success = Success { node: s.node.clone(), read: None, msgs: s.msgs, lost: false, receive, ended_ms };
             match self.excuse(&success, &failed_by) {
                 Some(excuse) => self.excused(gift, excuse),
                 None => self.failed_despite_success(

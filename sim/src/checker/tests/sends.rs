@@ -204,7 +204,7 @@ fn a_pseudo_send_outcome_the_failure_rate_rules_out_is_caught() {
 
 /// How the succeeding worker's renewal of the message went before the queue handed the
 /// message to the worker that then failed it finally.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Renewal {
     /// Asked with a third of the visibility to run, unanswered at the handover.
     InFlight,
@@ -214,21 +214,35 @@ enum Renewal {
     Failed,
     /// Asked with less than a third of the visibility left.
     Late,
+    /// The success ran on an earlier receive of the same worker, which never renewed; a
+    /// later receive's renewal (another batch) was in flight at the handover.
+    OtherReceive,
 }
 
 #[test]
 fn failed_after_a_renewal_the_queue_outran_is_counted_but_a_missing_or_late_renewal_is_caught() {
     let gift = g(16);
     // Visibility 9 ms, each event 1 ms after the last: an ask is timely up to 6 ms after the
-    // receive.
+    // receive, and the queue hands the message on 9 ms after it.
     let expect = Expect { visibility_timeout_ms: 9, ..EXPECT };
     let history = |renewal: Renewal| {
         let mut h = H::default();
-        h.accept(gift, "k", 1).worn(1, gift, "k", 3);
-        h.attempt("worker-1", 1, gift, "k", 4, true);
+        let filler = Event::Fault { kind: FaultKind::Latency };
+        if renewal == Renewal::OtherReceive {
+            h.accept(gift, "k", 1).worn(1, gift, "k", 2);
+            h.attempt("worker-1", 1, gift, "k", 3, true);
+            while h.entries.len() < 15 {
+                h.push(filler.clone());
+            }
+            h.receive("worker-1", 1, gift, "k", 4);
+        } else {
+            h.accept(gift, "k", 1).worn(1, gift, "k", 3);
+            h.attempt("worker-1", 1, gift, "k", 4, true);
+        }
+        let received = h.entries.len() - if renewal == Renewal::OtherReceive { 1 } else { 4 };
         let ask = Event::VisibilityAsked { node: "worker-1".into(), msg: 1, delay_ms: 9 };
         match renewal {
-            Renewal::InFlight => {
+            Renewal::InFlight | Renewal::OtherReceive => {
                 h.push(ask);
             }
             Renewal::None => {}
@@ -236,11 +250,14 @@ fn failed_after_a_renewal_the_queue_outran_is_counted_but_a_missing_or_late_rene
                 h.push(ask).push(Event::Visibility { node: "worker-1".into(), msg: 1, delay_ms: 9, applied: false });
             }
             Renewal::Late => {
-                for _ in 0..3 {
-                    h.push(Event::Fault { kind: FaultKind::Latency });
+                while h.entries.len() < received + 7 {
+                    h.push(filler.clone());
                 }
                 h.push(ask);
             }
+        }
+        while h.entries.len() < received + 9 {
+            h.push(filler.clone());
         }
         h.attempt(W, 1, gift, "k", 5, false).failed(W, gift, true).sent("worker-1", gift, false);
         let finals: BTreeMap<GiftId, Status> = [(gift, Status::Failed)].into_iter().collect();
@@ -248,7 +265,7 @@ fn failed_after_a_renewal_the_queue_outran_is_counted_but_a_missing_or_late_rene
     };
     let report = history(Renewal::InFlight);
     assert_eq!((report.violations, report.failed_after_late_renewal), (vec![], 1));
-    for renewal in [Renewal::None, Renewal::Failed, Renewal::Late] {
+    for renewal in [Renewal::None, Renewal::Failed, Renewal::Late, Renewal::OtherReceive] {
         let report = history(renewal);
         let kinds: Vec<Invariant> = report.violations.iter().map(|v| v.invariant).collect();
         assert_eq!((kinds, report.failed_after_late_renewal), (vec![Invariant::FailedDespiteSuccess], 0));
