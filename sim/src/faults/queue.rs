@@ -153,27 +153,27 @@ impl Queue for FaultyQueue {
     }
 
     async fn set_visibility(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
-        if let Some(msg) = MemoryQueue::message_of(receipt) {
-            let (node, delay_ms) = (self.ctx.node(), delay.as_millis() as u64);
-            self.ctx.record(Event::VisibilityAsked { node, msg, delay_ms });
+        let msg = MemoryQueue::message_of(receipt);
+        let (node, delay_ms) = (self.ctx.node(), delay.as_millis() as u64);
+        let answered = |applied: bool| {
+            if let Some(msg) = msg {
+                self.ctx.record(Event::Visibility { node: node.clone(), msg, delay_ms, applied });
+            }
+        };
+        if let Some(msg) = msg {
+            self.ctx.record(Event::VisibilityAsked { node: node.clone(), msg, delay_ms });
         }
         self.ctx.lag(self.ctx.latency_max_ms).await;
         if self.ctx.fire(FaultKind::VisibilityError) {
             // Answered, and not applied: a failed renewal is no renewal in flight.
-            if let Some(msg) = MemoryQueue::message_of(receipt) {
-                let (node, delay_ms) = (self.ctx.node(), delay.as_millis() as u64);
-                self.ctx.record(Event::Visibility { node, msg, delay_ms, applied: false });
-            }
+            answered(false);
             return Err(queue_down("ChangeMessageVisibility failed"));
         }
         let r = self.inner.set_visibility(receipt, delay).await;
-        if let Some(msg) = MemoryQueue::message_of(receipt) {
-            if r.is_ok() {
-                self.release(msg, receipt);
-            }
-            let (node, delay_ms) = (self.ctx.node(), delay.as_millis() as u64);
-            self.ctx.record(Event::Visibility { node, msg, delay_ms, applied: r.is_ok() });
+        if let (Ok(()), Some(msg)) = (&r, msg) {
+            self.release(msg, receipt);
         }
+        answered(r.is_ok());
         r
     }
 

@@ -42,6 +42,14 @@ impl H {
         self
     }
 
+    /// Filler events until the history holds `len` entries: the next one is at `len` ms.
+    fn pad_to(&mut self, len: usize) -> &mut Self {
+        while self.entries.len() < len {
+            self.push(Event::Fault { kind: crate::kinds::FaultKind::Latency });
+        }
+        self
+    }
+
     fn store(&mut self, node: &str, call: StoreCall) -> &mut Self {
         self.push(Event::Store { node: node.into(), call, heard: true })
     }

@@ -2,7 +2,6 @@
 //! and FAILED writes that follow from them.
 
 use super::*;
-use crate::kinds::FaultKind;
 
 #[test]
 fn a_pseudo_send_after_sent_is_caught() {
@@ -227,14 +226,10 @@ fn failed_after_a_renewal_the_queue_outran_is_counted_but_a_missing_or_late_rene
     let expect = Expect { visibility_timeout_ms: 9, ..EXPECT };
     let history = |renewal: Renewal| {
         let mut h = H::default();
-        let filler = Event::Fault { kind: FaultKind::Latency };
         if renewal == Renewal::OtherReceive {
             h.accept(gift, "k", 1).worn(1, gift, "k", 2);
             h.attempt("worker-1", 1, gift, "k", 3, true);
-            while h.entries.len() < 15 {
-                h.push(filler.clone());
-            }
-            h.receive("worker-1", 1, gift, "k", 4);
+            h.pad_to(15).receive("worker-1", 1, gift, "k", 4);
         } else {
             h.accept(gift, "k", 1).worn(1, gift, "k", 3);
             h.attempt("worker-1", 1, gift, "k", 4, true);
@@ -250,16 +245,10 @@ fn failed_after_a_renewal_the_queue_outran_is_counted_but_a_missing_or_late_rene
                 h.push(ask).push(Event::Visibility { node: "worker-1".into(), msg: 1, delay_ms: 9, applied: false });
             }
             Renewal::Late => {
-                while h.entries.len() < received + 7 {
-                    h.push(filler.clone());
-                }
-                h.push(ask);
+                h.pad_to(received + 7).push(ask);
             }
         }
-        while h.entries.len() < received + 9 {
-            h.push(filler.clone());
-        }
-        h.attempt(W, 1, gift, "k", 5, false).failed(W, gift, true).sent("worker-1", gift, false);
+        h.pad_to(received + 9).attempt(W, 1, gift, "k", 5, false).failed(W, gift, true).sent("worker-1", gift, false);
         let finals: BTreeMap<GiftId, Status> = [(gift, Status::Failed)].into_iter().collect();
         check(&h.entries, &End { finals: Some(&finals), expect })
     };
