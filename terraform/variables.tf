@@ -425,6 +425,15 @@ variable "worker_batches_in_hand" {
   }
 }
 
+# A warning, as gift-worker's CONFIG_POOL_SMALL at start: the setting works, batches and relay
+# passes wait for connections.
+check "worker_pool_leaves_the_relay_a_connection" {
+  assert {
+    condition     = var.worker_batches_in_hand < var.worker_db_pool_max
+    error_message = "worker_batches_in_hand (${var.worker_batches_in_hand}) is not below worker_db_pool_max (${var.worker_db_pool_max}): each batch takes a connection to load and to record, and the relay needs one more."
+  }
+}
+
 variable "worker_wait_seconds" {
   description = "WORKER_WAIT_SECONDS: long-poll wait (SQS allows 0-20). Also the queue's receive_wait_time_seconds."
   type        = number

@@ -21,6 +21,9 @@ fn main() -> ExitCode {
 
 async fn run(config: WorkerServiceConfig) -> Result<(), String> {
     let relay_config = config.worker.relay_config()?;
+    if let Some(advice) = config.pool_advice() {
+        tracing::warn!(error_code = "CONFIG_POOL_SMALL", error_message = %advice, "the pool is no larger than the batches in hand");
+    }
     gift_bins::metrics::export_dogstatsd(&config.metrics, &config.log.service("worker"))?;
     let store = wiring::postgres_store(&config.db, "gift-worker").await?;
     tokio::spawn(gift_bins::metrics::sample(store.clone(), None));

@@ -147,6 +147,19 @@ pub struct WorkerServiceConfig {
     pub runtime: RuntimeArgs,
 }
 
+impl WorkerServiceConfig {
+    /// Settings that work but cost: with as many batches in hand as pooled connections,
+    /// batches wait for one another's loads and records, and the relay for all of them.
+    pub fn pool_advice(&self) -> Option<String> {
+        let (in_hand, pool) = (self.worker.worker_batches_in_hand, self.db.db_pool_max);
+        (in_hand >= pool).then(|| {
+            format!(
+                "WORKER_BATCHES_IN_HAND={in_hand} is not below DB_POOL_MAX={pool}: each batch takes a connection to load and to record, and the relay needs one more; batches and relay passes wait up to DB_ACQUIRE_TIMEOUT_MS for one"
+            )
+        })
+    }
+}
+
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum WorkerCommand {
     /// Exit 0 if the worker loop and the relay both turned within the last
@@ -155,4 +168,25 @@ pub enum WorkerCommand {
         #[arg(long, default_value_t = 90)]
         max_age_seconds: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn advice(args: &[&str]) -> Option<String> {
+        let base = ["gift-worker", "--sqs-queue-url", "http://queue"];
+        WorkerServiceConfig::try_parse_from(base.iter().chain(args)).unwrap().pool_advice()
+    }
+
+    #[test]
+    fn batches_in_hand_at_or_above_the_pool_get_advice_naming_both_variables() {
+        assert_eq!(advice(&[]), None, "the defaults leave the relay a connection");
+        assert_eq!(advice(&["--worker-batches-in-hand", "4", "--db-pool-max", "5"]), None);
+        let said = advice(&["--worker-batches-in-hand", "5", "--db-pool-max", "5"]).expect("advice");
+        assert!(said.contains("WORKER_BATCHES_IN_HAND=5") && said.contains("DB_POOL_MAX=5"), "{said}");
+        assert!(advice(&["--worker-batches-in-hand", "8", "--db-pool-max", "4"]).is_some());
+    }
 }

@@ -110,7 +110,7 @@ impl<'a> Lease<'a> {
                 *until = (*until).max(asked_at + span(self.visibility));
             }
             Some(e) => {
-                tracing::warn!(error_code = "HEARTBEAT_FAILED", error_message = %e, "visibility not renewed; attempts stop when it runs out");
+                tracing::warn!(error_code = "RENEWAL_FAILED", error_message = %e, "visibility not renewed; attempts stop when it runs out");
             }
         }
     }
