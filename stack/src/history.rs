@@ -80,6 +80,11 @@ impl Builder {
                 Effect::RequestSend { decided: Decided::Queued, asked_us, .. } => *asked_us,
                 _ => line.at_us,
             };
+            // A renewal is asked, then answered: the checker wants both.
+            if let Effect::Visibility { msg, delay_ms, asked_us, .. } = &line.effect {
+                let asked = Event::VisibilityAsked { node: line.node.clone(), msg: self.msg(msg), delay_ms: *delay_ms };
+                self.events.push((*asked_us, asked));
+            }
             let event = self.event(line.node.clone(), incarnation, line.effect, origin_us);
             self.events.push((at, event));
         }
@@ -106,7 +111,7 @@ impl Builder {
             }
             Effect::Deleted { msg } => Event::Deleted { node, msg: self.msg(&msg) },
             Effect::DeleteFailed { msg } => Event::DeleteFailed { node, msg: self.msg(&msg) },
-            Effect::Visibility { msg, delay_ms, applied } => {
+            Effect::Visibility { msg, delay_ms, applied, .. } => {
                 Event::Visibility { node, msg: self.msg(&msg), delay_ms, applied }
             }
             Effect::DispatchStarted { attempt, gift, key, receive_count, status } => {
@@ -351,5 +356,20 @@ mod tests {
         publish_before_receive(&mut events);
         let expected = vec![(1, other), (1, received(2, 1)), (2, publish), (2, received(1, 1)), (3, received(1, 2))];
         assert_eq!(events, expected);
+    }
+
+    #[test]
+    fn a_renewal_line_gives_the_ask_and_the_answer() {
+        let path = std::env::temp_dir().join(format!("gift-stack-renewal-{}.jsonl", std::process::id()));
+        let effect = Effect::Visibility { msg: "sqs-1".into(), delay_ms: 30_000, applied: true, asked_us: 1_000 };
+        let line = Line { at_us: 9_000, node: "worker-1".into(), effect };
+        std::fs::write(&path, serde_json::to_string(&line).unwrap()).unwrap();
+        let mut b = Builder::default();
+        b.read_effects(&path, 0, 0).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let node = "worker-1".to_owned();
+        let asked = Event::VisibilityAsked { node: node.clone(), msg: 1, delay_ms: 30_000 };
+        let answered = Event::Visibility { node, msg: 1, delay_ms: 30_000, applied: true };
+        assert_eq!(b.events, vec![(1_000, asked), (9_000, answered)]);
     }
 }

@@ -111,10 +111,11 @@ fn print_summary(seed: u64, outcome: &Outcome) {
         outcome.entries.len(),
     );
     println!(
-        "seed {seed}: extra pseudo-sends {}, failed after lost success {}, failed beside duplicate {}, quiescent {} ms after healing",
+        "seed {seed}: extra pseudo-sends {}, failed after lost success {}, failed beside duplicate {}, failed after late renewal {}, quiescent {} ms after healing",
         r.extra_sends,
         r.failed_after_lost_success,
         r.failed_beside_duplicate,
+        r.failed_after_late_renewal,
         r.heal_ms.unwrap_or(0)
     );
 }

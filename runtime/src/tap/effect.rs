@@ -91,10 +91,13 @@ pub enum Effect {
     DeleteFailed {
         msg: String,
     },
+    /// Stamped when answered, with when it was asked: a renewal asked in time and answered
+    /// after the visibility ran out is what the checker's late-renewal excuse looks for.
     Visibility {
         msg: String,
         delay_ms: u64,
         applied: bool,
+        asked_us: i64,
     },
     DispatchStarted {
         attempt: u64,

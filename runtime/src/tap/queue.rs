@@ -69,9 +69,11 @@ impl Queue for TappedQueue {
     }
 
     async fn set_visibility(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
+        let asked_us = micros();
         let result = self.inner.set_visibility(receipt, delay).await;
         if let Some(msg) = self.tap.message_of(receipt) {
-            let effect = Effect::Visibility { msg, delay_ms: delay.as_millis() as u64, applied: result.is_ok() };
+            let effect =
+                Effect::Visibility { msg, delay_ms: delay.as_millis() as u64, applied: result.is_ok(), asked_us };
             self.tap.write(micros(), effect);
         }
         result
