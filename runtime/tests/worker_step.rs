@@ -9,13 +9,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gift_core::domain::Timestamp;
 use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, SendMessage, Status, TraceParent};
-use gift_core::ports::{
-    Delivery, Dispatcher, Env, MessageId, OutboxEntry, Queue, Receipt, SendCommand, SendDecision, Store,
-};
+use gift_core::ports::{Delivery, Dispatcher, Env, MessageId, Queue, Receipt, SendCommand, Store};
 use gift_core::service::{handle_deliveries, BatchTerms, DeliveryOutcome, Deps, InFlight, RetryPolicy};
 use gift_core::{QueueError, StoreError};
 use gift_runtime::memory::{MemoryQueue, MemoryStore, QueueSettings};
 use gift_runtime::rt::SystemEnv;
+use support::wrapped::{Wrap, Wrapped};
+
+mod support;
 
 const RETRY: RetryPolicy = RetryPolicy { max_receives: 5, backoff: Duration::from_millis(10) };
 
@@ -79,34 +80,14 @@ struct SlowSent {
 }
 
 #[async_trait]
-impl Store for SlowSent {
-    async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError> {
-        self.inner.insert_gift(gift).await
+impl Wrap for SlowSent {
+    fn inner(&self) -> &dyn Store {
+        &*self.inner
     }
-    async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError> {
-        self.inner.get_gift(id).await
-    }
-    async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
-        self.inner.request_send(cmd).await
-    }
-    async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError> {
+
+    async fn mark_sent_all(&self, ids: &[GiftId], now: Timestamp) -> Result<Vec<bool>, StoreError> {
         tokio::time::sleep(self.delay).await;
-        self.inner.mark_sent(id, now).await
-    }
-    async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError> {
-        self.inner.mark_failed(id, error, now).await
-    }
-    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.outbox_claim(now, until, limit).await
-    }
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.inner.outbox_remove(entry).await
-    }
-    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
-        self.inner.rearm_stale(stale_before, now, limit).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
+        self.inner.mark_sent_all(ids, now).await
     }
 }
 
@@ -266,7 +247,7 @@ async fn a_batch_whose_lease_lapsed_before_its_delete_leaves_the_message() {
     let visibility = Duration::from_millis(300);
     let w = queued_gift(visibility).await;
     w.queue.publish(&w.message, None).await.unwrap();
-    let slow = Arc::new(SlowSent { inner: w.store.clone(), delay: Duration::from_millis(450) });
+    let slow = Arc::new(Wrapped(SlowSent { inner: w.store.clone(), delay: Duration::from_millis(450) }));
     let queue: Arc<dyn Queue> = Arc::new(NoRenewals(w.queue.clone()));
     let deps =
         Deps { store: slow, queue, env: Arc::new(SystemEnv), dispatcher: Arc::new(Scripted::new(&[], Duration::ZERO)) };

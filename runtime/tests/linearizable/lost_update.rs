@@ -5,13 +5,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use gift_core::domain::{Gift, GiftId, IdempotencyKey, SendAccepted, Status, Timestamp};
-use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
+use gift_core::domain::{GiftId, IdempotencyKey, SendAccepted, Status};
+use gift_core::ports::{SendCommand, SendDecision, Store};
 use gift_core::StoreError;
 use gift_runtime::conformance::linearizable::history::{Answer, Decision, Op};
 use gift_runtime::conformance::linearizable::{run, shrink};
 use gift_runtime::memory::MemoryStore;
 
+use crate::support::wrapped::{Wrap, Wrapped};
 use crate::{CONFIG, HISTORIES};
 
 /// The planted bug: `request_send` reads the gift, yields, and then accepts the send
@@ -23,13 +24,9 @@ struct LostUpdateStore {
 }
 
 #[async_trait]
-impl Store for LostUpdateStore {
-    async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError> {
-        self.inner.insert_gift(gift).await
-    }
-
-    async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError> {
-        self.inner.get_gift(id).await
+impl Wrap for LostUpdateStore {
+    fn inner(&self) -> &dyn Store {
+        &self.inner
     }
 
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
@@ -48,35 +45,11 @@ impl Store for LostUpdateStore {
         self.inner.request_send(cmd).await?;
         Ok(SendDecision::Queued(accepted))
     }
-
-    async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError> {
-        self.inner.mark_sent(id, now).await
-    }
-
-    async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError> {
-        self.inner.mark_failed(id, error, now).await
-    }
-
-    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.outbox_claim(now, until, limit).await
-    }
-
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.inner.outbox_remove(entry).await
-    }
-
-    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
-        self.inner.rearm_stale(stale_before, now, limit).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_update_is_not_linearizable() {
-    let store = Arc::new(LostUpdateStore { inner: MemoryStore::new(), accepted: Mutex::default() });
+    let store = Arc::new(Wrapped(LostUpdateStore { inner: MemoryStore::new(), accepted: Mutex::default() }));
     let started = Instant::now();
     let violation = run(store, 0..HISTORIES, CONFIG).await.expect_err("the lost update goes unnoticed");
     eprintln!("lost update found in {:.1?}: {violation}", started.elapsed());

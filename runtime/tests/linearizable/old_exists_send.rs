@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use gift_core::domain::{Gift, GiftId, SendAccepted, Status, Timestamp};
-use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
+use gift_core::domain::{SendAccepted, Status};
+use gift_core::ports::{SendCommand, SendDecision, Store};
 use gift_core::StoreError;
 use gift_runtime::conformance::linearizable::checker::Failure;
 use gift_runtime::conformance::linearizable::history::{Answer, Decision, Op, G};
@@ -15,6 +15,7 @@ use gift_runtime::postgres::{PgStore, PoolSettings};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 
+use crate::support::wrapped::{Wrap, Wrapped};
 use crate::{drop_database, fresh_database, support, CONFIG};
 
 /// PostgreSQL with the send of the workspace skeleton (7d5e3b1), which 97b674f fixed: one
@@ -73,17 +74,9 @@ impl OldExistsSend {
 }
 
 #[async_trait]
-impl Store for OldExistsSend {
-    async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError> {
-        self.inner.insert_gift(gift).await
-    }
-
-    async fn get_gift(&self, id: GiftId) -> Result<Option<Gift>, StoreError> {
-        self.inner.get_gift(id).await
-    }
-
-    async fn get_gifts(&self, ids: &[GiftId]) -> Result<Vec<Option<Gift>>, StoreError> {
-        self.inner.get_gifts(ids).await
+impl Wrap for OldExistsSend {
+    fn inner(&self) -> &dyn Store {
+        &self.inner
     }
 
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError> {
@@ -91,34 +84,6 @@ impl Store for OldExistsSend {
         // the transaction to finish (or roll back) instead of cutting it off mid-protocol.
         let send = tokio::spawn(Self::send(self.pool.clone(), cmd.clone()));
         send.await.map_err(|e| StoreError::Other(format!("the send panicked: {e}")))?
-    }
-
-    async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError> {
-        self.inner.mark_sent(id, now).await
-    }
-
-    async fn mark_sent_all(&self, ids: &[GiftId], now: Timestamp) -> Result<Vec<bool>, StoreError> {
-        self.inner.mark_sent_all(ids, now).await
-    }
-
-    async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError> {
-        self.inner.mark_failed(id, error, now).await
-    }
-
-    async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.outbox_claim(now, until, limit).await
-    }
-
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.inner.outbox_remove(entry).await
-    }
-
-    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
-        self.inner.rearm_stale(stale_before, now, limit).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
     }
 }
 
@@ -137,7 +102,7 @@ async fn the_old_exists_send_statement_is_not_linearizable() {
     // A connection per client, so that sends wait for each other on the row lock and not
     // for a connection.
     let pool = PgPoolOptions::new().max_connections(CONFIG.clients as u32).connect_lazy_with(options);
-    let store = Arc::new(OldExistsSend { inner, pool: pool.clone() });
+    let store = Arc::new(Wrapped(OldExistsSend { inner, pool: pool.clone() }));
     let started = Instant::now();
     let outcome = run(store, 0..OLD_SEND_HISTORIES, CONFIG).await;
     let elapsed = started.elapsed();

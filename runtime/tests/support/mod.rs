@@ -1,6 +1,9 @@
-//! What the external-service suites share: finding the services, and refusing to skip
-//! silently when the run says they are required.
+//! What the suites share: finding the external services, refusing to skip silently when
+//! the run says they are required, and (`wrapped`) a store that changes only what a test
+//! plants in it.
 #![allow(dead_code)]
+
+pub mod wrapped;
 
 /// The value of `var`, or `None` when the suite may be skipped. With
 /// `GIFT_TEST_SERVICES=required` (set by `scripts/test` and CI) a missing variable fails.
