@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use gift_core::domain::TraceParent;
 use tracing::subscriber::with_default;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -61,13 +62,14 @@ fn one_request(n: u64, in_span: bool) {
     if !in_span {
         return request_lines(n);
     }
-    let span = tracing::info_span!(
+    // The service's own span macro, as gift-api's request span is made.
+    let trace =
+        TraceParent::new(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736, 0x00f0_67aa_0ba9_02b7, 0).expect("non-zero ids");
+    let span = gift_core::traced_span!(
         "request",
-        trace_id = %"4bf92f3577b34da6a3ce929d0e0e4736",
-        span_id = %"00f067aa0ba902b7",
-        dd.trace_id = %11803532876627986230u64,
-        dd.span_id = %67667974448284343u64,
-        http.request_id = "0b7a1c94-3f2e-4d51-9a8e-6c2d2e7f1a03",
+        &trace,
+        0x00f0_67aa_0ba9_02b7,
+        http.request_id = "0b7a1c94-3f2e-4d51-9a8e-6c2d2e7f1a03"
     );
     let _entered = span.enter();
     request_lines(n);

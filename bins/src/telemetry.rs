@@ -5,6 +5,7 @@
 //! come from the events that have them.
 
 use std::fmt;
+use std::ops::Range;
 
 use serde::ser::Serializer as _;
 use tracing::field::{Field, Visit};
@@ -62,24 +63,37 @@ impl<'w> FormatFields<'w> for NoText {
     }
 }
 
-/// A span's fields as ready JSON fragments (`,"name":value`), one per field, kept in the
-/// span's extensions: every line logged inside the span appends them, so a field given to a
-/// span (`info_span!`, `#[instrument]`) reaches each of its lines.
-#[derive(Default)]
-struct SpanFields(Vec<(&'static str, Vec<u8>)>);
+/// A span's fields as ready JSON fragments (`,"name":value`), written back to back into one
+/// buffer kept in the span's extensions, with where each lies: every line logged inside the
+/// span appends them, so a field given to a span (`info_span!`, `#[instrument]`) reaches
+/// each of its lines. One buffer, not one per field: a request's span has five.
+struct SpanFields {
+    json: Vec<u8>,
+    /// Each field's name and its fragment in `json`; a field recorded again points at its
+    /// new fragment.
+    at: Vec<(&'static str, Range<usize>)>,
+}
 
 impl SpanFields {
-    fn record(&mut self, values: &tracing::span::Record<'_>) {
-        let mut json = Vec::new();
-        let mut fields = Fields { line: &mut json, seen: Vec::new(), ends: Vec::new(), failed: false };
+    fn new(values: &tracing::span::Record<'_>) -> Self {
+        let mut json = Vec::with_capacity(256);
+        let mut fields = Fields::new(&mut json);
         values.record(&mut fields);
-        let (names, ends) = (fields.seen, fields.ends);
-        let mut start = 0;
-        for (name, end) in names.into_iter().zip(ends) {
-            self.0.retain(|(n, _)| *n != name);
-            self.0.push((name, json[start..end].to_vec()));
-            start = end;
+        let at = fields.seen;
+        Self { json, at }
+    }
+
+    fn record(&mut self, values: &tracing::span::Record<'_>) {
+        let mut fields = Fields::new(&mut self.json);
+        values.record(&mut fields);
+        for (name, fragment) in fields.seen {
+            self.at.retain(|(n, _)| *n != name);
+            self.at.push((name, fragment));
         }
+    }
+
+    fn fragments(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
+        self.at.iter().map(|(name, fragment)| (*name, &self.json[fragment.clone()]))
     }
 }
 
@@ -96,9 +110,7 @@ where
         ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields::default();
-        fields.record(&tracing::span::Record::new(attrs.values()));
-        span.extensions_mut().insert(fields);
+        span.extensions_mut().insert(SpanFields::new(&tracing::span::Record::new(attrs.values())));
     }
 
     fn on_record(
@@ -127,28 +139,31 @@ const RESERVED: [&str; 4] = ["timestamp", "status", "service", "target"];
 /// from 15.8k to 11.8k instructions, docs/benchmarks.md).
 struct Fields<'a> {
     line: &'a mut Vec<u8>,
-    seen: Vec<&'static str>,
-    /// Where each written field ends in `line`, in the order of `seen`.
-    ends: Vec<usize>,
+    /// Each field written, and where in `line`.
+    seen: Vec<(&'static str, Range<usize>)>,
     failed: bool,
 }
 
-impl Fields<'_> {
+impl<'a> Fields<'a> {
+    fn new(line: &'a mut Vec<u8>) -> Self {
+        Self { line, seen: Vec::with_capacity(8), failed: false }
+    }
+
     fn write(
         &mut self,
         field: &Field,
         value: impl FnOnce(&mut serde_json::Serializer<&mut Vec<u8>>) -> serde_json::Result<()>,
     ) {
         let name = field.name();
-        if RESERVED.contains(&name) || self.seen.contains(&name) {
+        if RESERVED.contains(&name) || self.seen.iter().any(|(n, _)| *n == name) {
             return;
         }
-        self.seen.push(name);
+        let start = self.line.len();
         self.line.push(b',');
         push_str(self.line, name);
         self.line.push(b':');
         let written = value(&mut serde_json::Serializer::new(&mut *self.line));
-        self.ends.push(self.line.len());
+        self.seen.push((name, start..self.line.len()));
         self.failed |= written.is_err();
     }
 }
@@ -203,7 +218,7 @@ where
             line.extend_from_slice(key.as_bytes());
             push_str(&mut line, value);
         }
-        let mut fields = Fields { line: &mut line, seen: Vec::new(), ends: Vec::new(), failed: false };
+        let mut fields = Fields::new(&mut line);
         event.record(&mut fields);
         if fields.failed {
             return Err(fmt::Error);
@@ -213,9 +228,9 @@ where
         let mut seen = fields.seen;
         for span in ctx.event_scope().into_iter().flatten() {
             if let Some(span_fields) = span.extensions().get::<SpanFields>() {
-                for (name, json) in &span_fields.0 {
-                    if !RESERVED.contains(name) && !seen.contains(name) {
-                        seen.push(name);
+                for (name, json) in span_fields.fragments() {
+                    if !RESERVED.contains(&name) && !seen.iter().any(|(n, _)| *n == name) {
+                        seen.push((name, 0..0));
                         line.extend_from_slice(json);
                     }
                 }

@@ -13,11 +13,29 @@ macro_rules! traced_span {
         let span_id: u64 = $span_id;
         ::tracing::info_span!(
             $name,
-            trace_id = %::std::format!("{:032x}", trace.trace_id()),
-            span_id = %::std::format!("{span_id:016x}"),
+            trace_id = %$crate::trace::Hex32(trace.trace_id()),
+            span_id = %$crate::trace::Hex16(span_id),
             dd.trace_id = %(trace.trace_id() as u64),
             dd.span_id = %span_id,
             $($($fields)+)?
         )
     }};
+}
+
+/// A trace id as its 32 hex digits, written where it is logged: no `String` per span.
+pub struct Hex32(pub u128);
+
+impl std::fmt::Display for Hex32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// A span id as its 16 hex digits.
+pub struct Hex16(pub u64);
+
+impl std::fmt::Display for Hex16 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
 }
