@@ -42,13 +42,16 @@ pub struct Clients {
     pub unfinished: Arc<AtomicBool>,
 }
 
-/// An answer, or `None` when none arrived (refused, reset, timed out).
-fn call(apis: &[String], method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Option<(u16, String)> {
-    let mut rng = thread_rng();
-    let base = &apis[rng.gen_range(0..apis.len())];
-    let timeout = if rng.gen_bool(0.05) { rng.gen_range(5..=300) } else { 5_000 };
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_millis(timeout)).build();
-    let mut req = agent.request(method, &format!("{base}{path}")).set("content-type", "application/json");
+/// One API call as a client makes it: a JSON body if any, the idempotency key if any. An
+/// error status is an answer too; the error is the transport's (refused, reset, timed out).
+pub fn request(
+    agent: &ureq::Agent,
+    url: &str,
+    method: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> Result<ureq::Response, String> {
+    let mut req = agent.request(method, url).set("content-type", "application/json");
     if let Some(k) = key {
         req = req.set("idempotency-key", k);
     }
@@ -56,10 +59,19 @@ fn call(apis: &[String], method: &str, path: &str, key: Option<&str>, body: Opti
         Some(b) => req.send_string(b),
         None => req.call(),
     };
-    let res = match res {
-        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(_) => return None,
-    };
+    match res {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => Ok(r),
+        Err(ureq::Error::Transport(t)) => Err(t.to_string()),
+    }
+}
+
+/// An answer, or `None` when none arrived (refused, reset, timed out).
+fn call(apis: &[String], method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Option<(u16, String)> {
+    let mut rng = thread_rng();
+    let base = &apis[rng.gen_range(0..apis.len())];
+    let timeout = if rng.gen_bool(0.05) { rng.gen_range(5..=300) } else { 5_000 };
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_millis(timeout)).build();
+    let res = request(&agent, &format!("{base}{path}"), method, key, body).ok()?;
     let status = res.status();
     res.into_string().ok().map(|text| (status, text))
 }

@@ -133,20 +133,9 @@ impl Client {
     /// rather than a panic, and headers and latency are kept.
     pub fn try_call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Result<Answer, String> {
         let started = Instant::now();
-        let mut req =
-            self.agent.request(method, &format!("{}{path}", self.base)).set("content-type", "application/json");
-        if let Some(k) = key {
-            req = req.set("idempotency-key", k);
-        }
-        let res = match body {
-            Some(b) => req.send_string(b),
-            None => req.call(),
-        };
-        let res = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => return Err(format!("{method} {path}: {e}")),
-        };
+        let url = format!("{}{path}", self.base);
+        let res = gift_stack::client::request(&self.agent, &url, method, key, body)
+            .map_err(|e| format!("{method} {path}: {e}"))?;
         let status = res.status();
         let retry_after = res.header("retry-after").map(str::to_owned);
         let headers =
