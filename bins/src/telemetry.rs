@@ -230,6 +230,7 @@ where
             if let Some(span_fields) = span.extensions().get::<SpanFields>() {
                 for (name, json) in span_fields.fragments() {
                     if !RESERVED.contains(&name) && !seen.iter().any(|(n, _)| *n == name) {
+                        // Only the name matters from here on: the fragment is in the span's buffer.
                         seen.push((name, 0..0));
                         line.extend_from_slice(json);
                     }

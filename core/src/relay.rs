@@ -93,7 +93,7 @@ async fn publish_due(deps: &Deps, config: RelayConfig, now: Timestamp, pass: &mu
         match deps.queue.publish(&message, entry.trace.as_ref()).await {
             Ok(message_id) => {
                 pass.published += 1;
-                let trace_id = entry.trace.map(|t| format!("{:032x}", t.trace_id()));
+                let trace_id = entry.trace.map(|t| tracing::field::display(crate::trace::Hex32(t.trace_id())));
                 tracing::info!(gift_id = %entry.gift_id, request_id = %entry.request_id, message_id = %message_id.0, trace_id, event = "RELAYED", "outbox message published");
                 deps.store.outbox_remove(&entry).await?;
             }
