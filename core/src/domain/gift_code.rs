@@ -26,10 +26,10 @@ impl GiftCode {
 
     /// Accepts a code read back from storage; rejects anything this type would not produce.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let groups: Vec<&str> = s.split('-').collect();
-        let ok = groups.len() == 4
-            && groups[0] == "GIFT"
-            && groups[1..].iter().all(|g| g.len() == 4 && g.bytes().all(|b| ALPHABET.contains(&b)));
+        // `GIFT` and three groups of four, each group led by a dash: bytes 4, 9 and 14.
+        let ok = s.len() == 19
+            && s.starts_with("GIFT")
+            && s.bytes().enumerate().skip(4).all(|(i, b)| if i % 5 == 4 { b == b'-' } else { ALPHABET.contains(&b) });
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -63,9 +63,48 @@ mod tests {
         }
     }
 
+    /// The shape spelled out group by group, against which the byte-wise parse is checked.
+    fn is_code_by_groups(s: &str) -> bool {
+        let groups: Vec<&str> = s.split('-').collect();
+        groups.len() == 4
+            && groups[0] == "GIFT"
+            && groups[1..].iter().all(|g| g.len() == 4 && g.bytes().all(|b| ALPHABET.contains(&b)))
+    }
+
+    proptest! {
+        /// A drawn code with one character replaced, inserted or removed: the near misses.
+        #[test]
+        fn parse_accepts_exactly_the_codes_spelled_group_by_group(
+            bits: u64,
+            at in 0usize..20,
+            edit in 0u8..3,
+            c in prop::sample::select(vec!['-', 'A', 'Z', '0', 'I', 'a', '\u{e9}', ' ']),
+        ) {
+            let mut s: Vec<char> = GiftCode::from_random(bits).as_str().chars().collect();
+            let at = at.min(s.len() - 1);
+            match edit {
+                0 => s[at] = c,
+                1 => s.insert(at, c),
+                _ => drop(s.remove(at)),
+            }
+            let s: String = s.into_iter().collect();
+            prop_assert_eq!(GiftCode::parse(&s).is_ok(), is_code_by_groups(&s), "{}", s);
+        }
+    }
+
     #[test]
     fn rejects_foreign_shapes() {
-        for s in ["", "GIFT", "GIFT-AAAA-AAAA", "GIFT-AAAA-AAAA-AAAI", "gift-AAAA-AAAA-AAAA"] {
+        for s in [
+            "",
+            "GIFT",
+            "GIFT-AAAA-AAAA",
+            "GIFT-AAAA-AAAA-AAAI",
+            "gift-AAAA-AAAA-AAAA",
+            "GIFTXAAAA-AAAA-AAAA",
+            "GIFT-AAAAA-AAA-AAAA",
+            "GIFT-AAAA-AAAA-AAAA-",
+            "GIFT-AAAA-AAAA-AA\u{e9}",
+        ] {
             assert!(GiftCode::parse(s).is_err(), "{s}");
         }
     }

@@ -126,7 +126,8 @@ impl PgStore {
     }
 }
 
-/// A query for the gift columns [`gift_from_row`] reads, with the given condition.
+/// A query for the gift columns [`gift_from_row`] reads, in the order it reads them by
+/// position, with the given condition.
 macro_rules! select_gifts_where {
     ($condition:literal) => {
         concat!(
@@ -136,26 +137,25 @@ macro_rules! select_gifts_where {
     };
 }
 
+pub(crate) use select_gifts_where;
+
 const GIFT_BY_ID: &str = select_gifts_where!("id = $1");
 const GIFTS_BY_IDS: &str = select_gifts_where!("id = ANY($1)");
 
+/// Reads a row of [`select_gifts_where`] by position: a column's name costs a lookup per
+/// field of every row, and the statement fixes the order.
 fn gift_from_row(row: &PgRow) -> Result<Gift, StoreError> {
     let bad = |e: gift_core::domain::ParseError| StoreError::Other(format!("bad row: {e}"));
     let get = |e: sqlx::Error| StoreError::Other(format!("bad row: {e}"));
     Ok(Gift {
-        id: GiftId::from(row.try_get::<Uuid, _>("id").map_err(get)?),
-        code: GiftCode::parse(row.try_get("code").map_err(get)?).map_err(bad)?,
-        amount: Amount::try_from(row.try_get::<i64, _>("amount").map_err(get)?).map_err(bad)?,
-        message: row
-            .try_get::<Option<String>, _>("message")
-            .map_err(get)?
-            .map(Message::parse)
-            .transpose()
-            .map_err(bad)?,
-        status: Status::parse(row.try_get("status").map_err(get)?).map_err(bad)?,
-        last_error: row.try_get("last_error").map_err(get)?,
-        created_at: row.try_get("created_at").map_err(get)?,
-        updated_at: row.try_get("updated_at").map_err(get)?,
+        id: GiftId::from(row.try_get::<Uuid, _>(0).map_err(get)?),
+        code: GiftCode::parse(row.try_get(1).map_err(get)?).map_err(bad)?,
+        amount: Amount::try_from(row.try_get::<i64, _>(2).map_err(get)?).map_err(bad)?,
+        message: row.try_get::<Option<String>, _>(3).map_err(get)?.map(Message::parse).transpose().map_err(bad)?,
+        status: Status::parse(row.try_get(4).map_err(get)?).map_err(bad)?,
+        last_error: row.try_get(5).map_err(get)?,
+        created_at: row.try_get(6).map_err(get)?,
+        updated_at: row.try_get(7).map_err(get)?,
     })
 }
 

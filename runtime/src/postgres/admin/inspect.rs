@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Connection, Row};
 
 use super::PgAdmin;
-use crate::postgres::{gift_from_row, GIFT_BY_ID};
+use crate::postgres::{gift_from_row, select_gifts_where, GIFT_BY_ID};
 use crate::sql::store_error;
 
 /// An accepted send of a gift (`send_requests`).
@@ -33,10 +33,9 @@ pub struct GiftRecord {
     pub outbox: Vec<OutboxRow>,
 }
 
-const QUEUED_UNTOUCHED: &str = "SELECT id, code, amount, message, status, last_error, created_at, updated_at \
-     FROM gifts WHERE status = 'QUEUED' AND updated_at < $1 ORDER BY updated_at, id LIMIT $2";
-const FAILED_NEWEST_FIRST: &str = "SELECT id, code, amount, message, status, last_error, created_at, updated_at \
-     FROM gifts WHERE status = 'FAILED' ORDER BY updated_at DESC, id LIMIT $1";
+const QUEUED_UNTOUCHED: &str =
+    select_gifts_where!("status = 'QUEUED' AND updated_at < $1 ORDER BY updated_at, id LIMIT $2");
+const FAILED_NEWEST_FIRST: &str = select_gifts_where!("status = 'FAILED' ORDER BY updated_at DESC, id LIMIT $1");
 
 fn key_of(row: &PgRow) -> Result<IdempotencyKey, sqlx::Error> {
     let key: String = row.try_get("request_id")?;
