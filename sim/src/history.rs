@@ -390,10 +390,11 @@ pub fn render(entries: &[Entry]) -> String {
 
 /// FNV-1a over the rendered trace: stable across runs, platforms and Rust versions.
 pub fn trace_hash(entries: &[Entry]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in render(entries).bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    fnv1a(&render(entries))
+}
+
+/// FNV-1a, 64 bits: the same value for the same text on every platform and Rust version,
+/// which `std`'s hashers do not promise.
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }

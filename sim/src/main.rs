@@ -15,7 +15,7 @@ fn main() {
 mod cli {
     use clap::{Parser, Subcommand};
     use gift_sim::kinds::{coverage_table, unexercised, Covered};
-    use gift_sim::runner::{self, Verdict};
+    use gift_sim::runner::{self, Pinned, Verdict};
 
     #[derive(Parser)]
     #[command(name = "gift-sim", about = "Deterministic simulation of the gift service")]
@@ -45,6 +45,8 @@ mod cli {
             #[arg(long)]
             regressions: Option<std::path::PathBuf>,
         },
+        /// Print the `sim/regressions.txt` line that pins each seed with the world it draws.
+        Pin { seeds: Vec<u64> },
         /// Run one seed, print its world, trace and hash.
         Replay {
             seed: u64,
@@ -57,15 +59,31 @@ mod cli {
     pub fn main() -> i32 {
         match Cli::parse().command {
             Command::Replay { seed, quiet } => replay(seed, quiet),
+            Command::Pin { seeds } => {
+                seeds.into_iter().for_each(|seed| println!("{}", Pinned::line(seed)));
+                0
+            }
             Command::Run { seeds, start, jobs, determinism_sample, require_coverage, regressions } => {
                 let mut list: Vec<u64> = (start..start + seeds).collect();
+                let mut drifted = Vec::new();
                 if let Some(path) = regressions {
                     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                     let pinned = runner::pinned_seeds(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                     println!("pinned regression seeds: {}", pinned.len());
-                    list.extend(pinned);
+                    for p in &pinned {
+                        if let Some(now) = p.drifted() {
+                            drifted.push(p.seed);
+                            println!(
+                                "DRIFTED pinned seed {}: it draws another world than the one pinned ({:016x}), so it \
+                                 no longer replays the case it was pinned for; find a seed that fails without \
+                                 the fix it proves and pin it with `gift-sim pin SEED`. It draws now:\n{now}",
+                                p.seed, p.world
+                            );
+                        }
+                    }
+                    list.extend(pinned.iter().map(|p| p.seed));
                 }
-                run(&list, jobs, determinism_sample, require_coverage)
+                run(&list, jobs, determinism_sample, require_coverage, &drifted)
             }
         }
     }
@@ -73,6 +91,7 @@ mod cli {
     fn replay(seed: u64, quiet: bool) -> i32 {
         let r = runner::run_seed(seed);
         println!("{}", r.world);
+        println!("pin: {}", Pinned::line(seed));
         if !quiet {
             print!("{}", r.trace);
         }
@@ -84,7 +103,7 @@ mod cli {
         r.verdict.exit_code()
     }
 
-    fn run(seeds: &[u64], jobs: Option<usize>, sample: u64, require_coverage: bool) -> i32 {
+    fn run(seeds: &[u64], jobs: Option<usize>, sample: u64, require_coverage: bool, drifted: &[u64]) -> i32 {
         let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         println!("running {} seeds on {jobs} threads", seeds.len());
         let summary = runner::run_many(seeds, jobs, 10);
@@ -134,6 +153,10 @@ mod cli {
         if require_coverage && !missing.is_empty() && code == 0 {
             println!("coverage: never exercised: {}", missing.join(", "));
             code = 5;
+        }
+        if code == 0 && !drifted.is_empty() {
+            println!("result: pinned seeds {drifted:?} draw other worlds than pinned (DRIFTED above)");
+            code = 6;
         }
         if code == 0 {
             println!("result: all {} seeds passed", summary.seeds);

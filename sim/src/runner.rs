@@ -117,12 +117,49 @@ fn report(seed: u64, r: RunResult) -> SeedReport {
     }
 }
 
-/// The seeds pinned in a regressions file: one per line, `#` starts a comment.
-pub fn pinned_seeds(text: &str) -> Result<Vec<u64>, String> {
+/// A seed pinned in a regressions file, with the fingerprint of the world it drew when it
+/// was pinned ([`World::fingerprint`](crate::world::World::fingerprint)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pinned {
+    pub seed: u64,
+    pub world: u64,
+}
+
+impl Pinned {
+    /// The line to pin `seed` with, as it draws its world today.
+    pub fn line(seed: u64) -> String {
+        format!("{seed} world={:016x}", scenario::world_of(seed).fingerprint())
+    }
+
+    /// The world `seed` draws now, when it is not the pinned one.
+    pub fn drifted(&self) -> Option<crate::world::World> {
+        let now = scenario::world_of(self.seed);
+        (now.fingerprint() != self.world).then_some(now)
+    }
+}
+
+/// The seeds pinned in a regressions file: one per line as `SEED world=FINGERPRINT`, `#`
+/// starts a comment. A line without its world is refused: such a pin would go on passing
+/// after a change to the draws had taken its case away.
+pub fn pinned_seeds(text: &str) -> Result<Vec<Pinned>, String> {
     text.lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
         .filter(|l| !l.is_empty())
-        .map(|l| l.parse().map_err(|_| format!("bad seed {l:?}")))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let seed = words.next().and_then(|w| w.parse().ok()).ok_or_else(|| format!("bad seed in {l:?}"))?;
+            let world = words
+                .next()
+                .and_then(|w| w.strip_prefix("world="))
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| {
+                    format!("{l:?}: no world=FINGERPRINT after the seed (`gift-sim pin {seed}` prints it)")
+                })?;
+            match words.next() {
+                None => Ok(Pinned { seed, world }),
+                Some(extra) => Err(format!("{l:?}: unexpected {extra:?}")),
+            }
+        })
         .collect()
 }
 

@@ -51,6 +51,13 @@ pub fn run(seed: u64, history: History) -> RunResult {
     runtime.block_on(scenario(seed, history))
 }
 
+/// The world `run(seed, …)` draws, without running it: the runtime is seeded the same way
+/// and the world is its first draw.
+pub fn world_of(seed: u64) -> World {
+    madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default())
+        .block_on(async { World::draw(seed) })
+}
+
 async fn scenario(seed: u64, history: History) -> RunResult {
     let world = World::draw(seed);
     history.set_world(world.to_string());

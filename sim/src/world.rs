@@ -112,6 +112,14 @@ impl World {
         }
     }
 
+    /// FNV-1a over every drawn value (`Debug`: all fields, rates at full precision): what
+    /// `sim/regressions.txt` pins beside each seed, so that a change to the draws, which
+    /// gives the seed another world and another history, fails the pinned run instead of
+    /// leaving a seed that no longer replays the case it was pinned for.
+    pub fn fingerprint(&self) -> u64 {
+        crate::history::fnv1a(&format!("{self:?}"))
+    }
+
     pub fn visibility_timeout(&self) -> Duration {
         Duration::from_millis(self.visibility_timeout_ms)
     }
