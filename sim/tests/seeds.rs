@@ -25,6 +25,8 @@ fn every_pinned_seed_draws_the_world_it_was_pinned_with_and_a_moved_world_is_cau
     let pinned = pinned_seeds(include_str!("../regressions.txt")).expect("sim/regressions.txt parses");
     for p in &pinned {
         assert!(p.drifted().is_none(), "seed {} draws another world than pinned: {}", p.seed, Pinned::line(p.seed));
+        // The world pinned is the one the run plays.
+        assert!(run_seed(p.seed).world.starts_with(&world_of(p.seed).to_string()), "seed {}", p.seed);
     }
     let moved = Pinned { world: pinned[0].world ^ 1, ..pinned[0] };
     assert_eq!(moved.drifted(), Some(world_of(moved.seed)), "a pin whose world differs must be reported");
