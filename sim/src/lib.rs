@@ -5,7 +5,7 @@
 //! - [`kinds`]: the vocabularies — fault kinds, node kinds, coverage counters — each one
 //!   enum whose list drives the draw, the printouts and the required coverage.
 //! - [`world`]: what a seed draws — node counts, clients, the failure rate, each fault's
-//!   rate — and the liveness bound it implies.
+//!   rate —, the liveness bound it implies, and its fingerprint.
 //! - [`workload`]: the amounts, messages and keys clients send, of every legal shape.
 //! - `faults` (madsim only): the store and queue models wrapped, per node, with fault
 //!   injection and the recording of every call; one file per port.
@@ -13,13 +13,15 @@
 //!   loops over the shared models; kills, restarts and heals them by node.
 //! - `clients` (madsim only): the clients, sending through random API nodes.
 //! - `nemesis` (madsim only): kills and restarts nodes, and stops workers gracefully.
-//! - `scenario` (madsim only): one seed as a story — start the cluster, the clients and
-//!   the nemesis; the safety phase; heal and run to quiescence; check and count.
+//! - `scenario` (madsim only): one seed as a story — draw its world, start the cluster,
+//!   the clients and the nemesis; the safety phase; heal and run to quiescence; check and
+//!   count.
 //! - [`history`]: the recorded effects — client answers, store calls as asked and
 //!   answered, each message's life, each pseudo-send —, the readable trace and its hash.
 //! - [`checker`]: invariants over a history, one checker per concern, independent of the
 //!   implementation.
-//! - `runner` (madsim only): many seeds on all cores, replay, failure reports.
+//! - `runner` (madsim only): many seeds on all cores, replay, failure reports, and the
+//!   pinned regression seeds with the worlds they were pinned with.
 //!
 //! Build with `RUSTFLAGS="--cfg madsim"` into its own target dir; see docs/simulation.md.
 //! Without the cfg only the vocabularies, world, workload, checker and history compile (and
