@@ -46,7 +46,10 @@ mod cli {
             regressions: Option<std::path::PathBuf>,
         },
         /// Print the `sim/regressions.txt` line that pins each seed with the world it draws.
-        Pin { seeds: Vec<u64> },
+        Pin {
+            #[arg(required = true)]
+            seeds: Vec<u64>,
+        },
         /// Run one seed, print its world, trace and hash.
         Replay {
             seed: u64,

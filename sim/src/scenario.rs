@@ -46,7 +46,7 @@ pub struct RunResult {
 ///
 /// `history` is filled as the run goes, so a run that panics still leaves its trace.
 pub fn run(seed: u64, history: History) -> RunResult {
-    let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let mut runtime = seeded(seed);
     runtime.set_time_limit(LIVENESS_DEADLINE * 4);
     runtime.block_on(scenario(seed, history))
 }
@@ -54,8 +54,12 @@ pub fn run(seed: u64, history: History) -> RunResult {
 /// The world `run(seed, …)` draws, without running it: the runtime is seeded the same way
 /// and the world is its first draw.
 pub fn world_of(seed: u64) -> World {
+    seeded(seed).block_on(async { World::draw(seed) })
+}
+
+/// The runtime of `seed`, for the run and for its world alike.
+fn seeded(seed: u64) -> madsim::runtime::Runtime {
     madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default())
-        .block_on(async { World::draw(seed) })
 }
 
 async fn scenario(seed: u64, history: History) -> RunResult {

@@ -81,7 +81,8 @@ mod tests {
             c in prop::sample::select(vec!['-', 'A', 'Z', '0', 'I', 'a', '\u{e9}', ' ']),
         ) {
             let mut s: Vec<char> = GiftCode::from_random(bits).as_str().chars().collect();
-            let at = at.min(s.len() - 1);
+            // A replacement or removal needs a character at `at`; an insertion may also append.
+            let at = if edit == 1 { at.min(s.len()) } else { at.min(s.len() - 1) };
             match edit {
                 0 => s[at] = c,
                 1 => s.insert(at, c),

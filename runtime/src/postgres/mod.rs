@@ -20,7 +20,7 @@ use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, Message,
 use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
 use gift_core::{defaults, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgRow};
-use sqlx::Row;
+use sqlx::{Column, Row};
 use uuid::Uuid;
 
 use crate::sql::store_error;
@@ -127,7 +127,7 @@ impl PgStore {
 }
 
 /// A query for the gift columns [`gift_from_row`] reads, in the order it reads them by
-/// position, with the given condition.
+/// position ([`GIFT_COLUMNS`]), with the given condition.
 macro_rules! select_gifts_where {
     ($condition:literal) => {
         concat!(
@@ -139,12 +139,18 @@ macro_rules! select_gifts_where {
 
 pub(crate) use select_gifts_where;
 
+/// The columns of [`select_gifts_where`], in order. Two pairs share a type (`message` and
+/// `last_error`, `created_at` and `updated_at`), so a swap would decode without an error;
+/// debug builds, which run the conformance suites, check the names of every row read.
+const GIFT_COLUMNS: [&str; 8] = ["id", "code", "amount", "message", "status", "last_error", "created_at", "updated_at"];
+
 const GIFT_BY_ID: &str = select_gifts_where!("id = $1");
 const GIFTS_BY_IDS: &str = select_gifts_where!("id = ANY($1)");
 
 /// Reads a row of [`select_gifts_where`] by position: a column's name costs a lookup per
 /// field of every row, and the statement fixes the order.
 fn gift_from_row(row: &PgRow) -> Result<Gift, StoreError> {
+    debug_assert!(row.columns().iter().map(|c| c.name()).eq(GIFT_COLUMNS), "a gift row's columns moved");
     let bad = |e: gift_core::domain::ParseError| StoreError::Other(format!("bad row: {e}"));
     let get = |e: sqlx::Error| StoreError::Other(format!("bad row: {e}"));
     Ok(Gift {
