@@ -60,16 +60,17 @@ locals {
   }
 
   worker_only_environment = {
-    DD_SERVICE             = local.dd_service["worker"]
-    DB_POOL_MAX            = tostring(var.worker_db_pool_max)
-    SEND_FAILURE_RATE      = tostring(var.send_failure_rate)
-    WORKER_BATCH_SIZE      = tostring(var.worker_batch_size)
-    WORKER_BATCHES_IN_HAND = tostring(var.worker_batches_in_hand)
-    WORKER_WAIT_SECONDS    = tostring(var.worker_wait_seconds)
-    RETRY_BACKOFF_SECONDS  = tostring(var.retry_backoff_seconds)
-    MAX_RECEIVES           = tostring(var.max_receives) # same variable as the redrive maxReceiveCount
-    RELAY_INTERVAL_MS      = tostring(var.relay_interval_ms)
-    STALE_QUEUED_SECONDS   = tostring(var.stale_queued_seconds)
+    DD_SERVICE                = local.dd_service["worker"]
+    DB_POOL_MAX               = tostring(var.worker_db_pool_max)
+    SEND_FAILURE_RATE         = tostring(var.send_failure_rate)
+    WORKER_BATCH_SIZE         = tostring(var.worker_batch_size)
+    WORKER_RECEIVES_PER_BATCH = tostring(var.worker_receives_per_batch)
+    WORKER_BATCHES_IN_HAND    = tostring(var.worker_batches_in_hand)
+    WORKER_WAIT_SECONDS       = tostring(var.worker_wait_seconds)
+    RETRY_BACKOFF_SECONDS     = tostring(var.retry_backoff_seconds)
+    MAX_RECEIVES              = tostring(var.max_receives) # same variable as the redrive maxReceiveCount
+    RELAY_INTERVAL_MS         = tostring(var.relay_interval_ms)
+    STALE_QUEUED_SECONDS      = tostring(var.stale_queued_seconds)
     # The worker renews a slow send's message to this; it must be the queue's own.
     VISIBILITY_TIMEOUT_SECONDS = tostring(var.sqs_visibility_timeout_seconds)
     HEARTBEAT_FILE             = var.heartbeat_file

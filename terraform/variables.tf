@@ -414,6 +414,17 @@ variable "worker_batch_size" {
   }
 }
 
+variable "worker_receives_per_batch" {
+  description = "WORKER_RECEIVES_PER_BATCH: receives gathered into one batch while each comes back full (1-3); a backlog is then loaded and recorded this many receives' messages per statement."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.worker_receives_per_batch >= 1 && var.worker_receives_per_batch <= 3
+    error_message = "worker_receives_per_batch must be between 1 and 3."
+  }
+}
+
 variable "worker_batches_in_hand" {
   description = "WORKER_BATCHES_IN_HAND: received batches each worker task handles at once. Keep it below worker_db_pool_max: each batch uses one connection while it loads and records, the relay one more."
   type        = number

@@ -13,6 +13,9 @@ pub const VISIBILITY_TIMEOUT_SECONDS: u64 = 30;
 pub const STALE_QUEUED_SECONDS: u64 = 900;
 /// Messages per receive (SQS allows at most 10).
 pub const WORKER_BATCH_SIZE: u32 = 10;
+/// Receives gathered into one batch while each comes back full: the batch's store
+/// statements then carry up to this many receives' messages.
+pub const WORKER_RECEIVES_PER_BATCH: u32 = 2;
 /// Received batches a worker handles at once; below the worker's `DB_POOL_MAX`, whose
 /// last connection is the relay's.
 pub const WORKER_BATCHES_IN_HAND: u32 = 4;

@@ -1,7 +1,8 @@
 //! The worker loop: keep up to `batches_in_hand` received batches in hand, receive again as
 //! soon as one is done, repeat until told to stop. All decisions live in
 //! [`crate::service::handle_deliveries`]; this only schedules: [`run_worker`] acts on
-//! what woke it, `next_wake` waits for the first of shutdown, receive and batch done.
+//! what woke it, `next_wake` waits for the first of shutdown, receive and batch done, and
+//! `receive_batch` gathers one batch from up to `receives_per_batch` receives.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::defaults;
+use crate::domain::Timestamp;
 use crate::error::QueueError;
 use crate::metrics;
 use crate::ports::{Delivery, Env};
@@ -27,8 +29,13 @@ pub enum WorkerEvent<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerConfig {
-    /// Messages per receive (SQS allows 1–10), handled together.
+    /// Messages per receive (SQS allows 1–10).
     pub batch_size: u32,
+    /// Receives gathered into one batch (at least 1): while a receive comes back full, the
+    /// next one asks again at once, without a long poll, so under a backlog a batch's two
+    /// store statements carry `receives_per_batch × batch_size` messages instead of SQS's
+    /// ten. A receive that comes back short ends the batch, so a quiet queue adds no wait.
+    pub receives_per_batch: u32,
     /// Received batches handled at once (at least 1). The next receive starts while fewer
     /// are in hand; a batch holds a database connection only while it loads and records,
     /// so this many batches keep as many of the pool's connections busy.
@@ -48,6 +55,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             batch_size: defaults::WORKER_BATCH_SIZE,
+            receives_per_batch: defaults::WORKER_RECEIVES_PER_BATCH,
             batches_in_hand: defaults::WORKER_BATCHES_IN_HAND,
             wait: Duration::from_secs(defaults::WORKER_WAIT_SECONDS),
             error_pause: Duration::from_secs(1),
@@ -57,12 +65,19 @@ impl Default for WorkerConfig {
     }
 }
 
-type Receiving<'a> = Pin<Box<dyn Future<Output = Result<Vec<Delivery>, QueueError>> + Send + 'a>>;
+/// The deliveries of one batch's receives, and when the first of them returned: the
+/// batch's lease runs from there, which is no later than any of its messages was hidden.
+struct Received {
+    at: Timestamp,
+    deliveries: Vec<Delivery>,
+}
+
+type Receiving<'a> = Pin<Box<dyn Future<Output = Result<Received, QueueError>> + Send + 'a>>;
 
 /// What woke the loop.
 enum Wake {
     Stop,
-    Received(Result<Vec<Delivery>, QueueError>),
+    Received(Result<Received, QueueError>),
     Handled(Vec<(Delivery, DeliveryOutcome)>),
 }
 
@@ -87,10 +102,9 @@ pub async fn run_worker(
 ) {
     let mut shutdown = Box::pin(shutdown);
     let in_flight = InFlight::default();
-    let handle = |deliveries: Vec<Delivery>| {
-        let terms =
-            BatchTerms { retry: config.retry, visibility: config.visibility_timeout, received_at: deps.env.now() };
-        handle_deliveries(&deps, terms, &in_flight, deliveries)
+    let handle = |received: Received| {
+        let terms = BatchTerms { retry: config.retry, visibility: config.visibility_timeout, received_at: received.at };
+        handle_deliveries(&deps, terms, &in_flight, received.deliveries)
     };
     let mut in_hand = FuturesUnordered::new();
     let mut receiving: Option<Receiving<'_>> = None;
@@ -98,24 +112,25 @@ pub async fn run_worker(
     tracing::info!(
         event = "STARTED",
         batch_size = config.batch_size,
+        receives_per_batch = config.receives_per_batch,
         batches_in_hand = config.batches_in_hand,
         "worker started"
     );
     loop {
         if !stopping && receiving.is_none() && in_hand.len() < config.batches_in_hand.max(1) as usize {
             observe(WorkerEvent::Turn);
-            receiving = Some(Box::pin(deps.queue.receive(config.batch_size, config.wait)));
+            receiving = Some(Box::pin(receive_batch(&deps, &config)));
         }
         if stopping && in_hand.is_empty() && receiving.is_none() {
             break;
         }
         match next_wake(shutdown.as_mut(), stopping, &mut receiving, &mut in_hand).await {
             Wake::Stop => stopping = true,
-            Wake::Received(Ok(deliveries)) => {
+            Wake::Received(Ok(received)) => {
                 receiving = None;
-                if !deliveries.is_empty() {
-                    metrics::received(deliveries.len());
-                    in_hand.push(handle(deliveries));
+                if !received.deliveries.is_empty() {
+                    metrics::received(received.deliveries.len());
+                    in_hand.push(handle(received));
                 }
             }
             Wake::Received(Err(e)) if stopping => {
@@ -165,10 +180,35 @@ where
     .await
 }
 
+/// One batch's receives: the first long-polls; each later one asks without waiting, and
+/// only while the one before came back full. A later receive that fails ends the batch
+/// with what it has: the queue has counted those deliveries, so they are handled.
+async fn receive_batch(deps: &Deps, config: &WorkerConfig) -> Result<Received, QueueError> {
+    let mut deliveries = deps.queue.receive(config.batch_size, config.wait).await?;
+    let at = deps.env.now();
+    let mut last = deliveries.len();
+    for _ in 1..config.receives_per_batch {
+        if last < config.batch_size as usize {
+            break;
+        }
+        match deps.queue.receive(config.batch_size, Duration::ZERO).await {
+            Ok(more) => {
+                last = more.len();
+                deliveries.extend(more);
+            }
+            Err(e) => {
+                tracing::error!(error_code = "RECEIVE_FAILED", error_message = %e, "a batch's further receive failed; the batch goes on with what it has");
+                break;
+            }
+        }
+    }
+    Ok(Received { at, deliveries })
+}
+
 /// A receive that waits `pause` and brings nothing.
 fn pause(env: &dyn Env, pause: Duration) -> Receiving<'_> {
     Box::pin(async move {
         env.sleep(pause).await;
-        Ok(Vec::new())
+        Ok(Received { at: env.now(), deliveries: Vec::new() })
     })
 }

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gift_core::domain::Timestamp;
-use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, SendMessage, Status, TraceParent};
-use gift_core::ports::{Delivery, Dispatcher, Env, MessageId, Queue, Receipt, SendCommand, Store};
+use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, SendMessage, Status};
+use gift_core::ports::{Delivery, Dispatcher, Env, Queue, Receipt, SendCommand, Store};
 use gift_core::service::{handle_deliveries, BatchTerms, DeliveryOutcome, Deps, InFlight, RetryPolicy};
 use gift_core::{QueueError, StoreError};
 use gift_runtime::memory::{MemoryQueue, MemoryStore, QueueSettings};
 use gift_runtime::rt::SystemEnv;
-use support::wrapped::{Wrap, Wrapped};
+use support::wrapped::{Wrap, WrapQueue, Wrapped, WrappedQueue};
 
 mod support;
 
@@ -55,21 +55,13 @@ impl Dispatcher for Scripted {
 struct NoRenewals(Arc<MemoryQueue>);
 
 #[async_trait]
-impl Queue for NoRenewals {
-    async fn publish(&self, message: &SendMessage, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
-        self.0.publish(message, trace).await
+impl WrapQueue for NoRenewals {
+    fn inner(&self) -> &dyn Queue {
+        &*self.0
     }
-    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
-        self.0.receive(max, wait).await
-    }
-    async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError> {
-        self.0.delete(receipt).await
-    }
+
     async fn set_visibility(&self, _: &Receipt, _: Duration) -> Result<(), QueueError> {
         Err(QueueError::Unavailable("refused".into()))
-    }
-    async fn ping(&self) -> Result<(), QueueError> {
-        Ok(())
     }
 }
 
@@ -215,7 +207,10 @@ async fn a_send_that_would_outlive_an_unrenewed_lease_is_abandoned_not_recorded(
     let w = queued_gift(visibility).await;
     w.queue.publish(&w.message, None).await.unwrap();
     let batch = w.receive_times(4).await;
-    let deps = w.deps(Arc::new(Scripted::new(&[], Duration::from_secs(2))), Arc::new(NoRenewals(w.queue.clone())));
+    let deps = w.deps(
+        Arc::new(Scripted::new(&[], Duration::from_secs(2))),
+        Arc::new(WrappedQueue(NoRenewals(w.queue.clone()))),
+    );
     let handled = handle_deliveries(&deps, terms(visibility), &InFlight::default(), batch).await;
     assert!(matches!(&outcomes(&handled)[..], [DeliveryOutcome::Error(e)] if e.contains("lease")), "{handled:?}");
     assert_eq!(w.status(), Status::Queued, "an abandoned send records nothing");
@@ -248,7 +243,7 @@ async fn a_batch_whose_lease_lapsed_before_its_delete_leaves_the_message() {
     let w = queued_gift(visibility).await;
     w.queue.publish(&w.message, None).await.unwrap();
     let slow = Arc::new(Wrapped(SlowSent { inner: w.store.clone(), delay: Duration::from_millis(450) }));
-    let queue: Arc<dyn Queue> = Arc::new(NoRenewals(w.queue.clone()));
+    let queue: Arc<dyn Queue> = Arc::new(WrappedQueue(NoRenewals(w.queue.clone())));
     let deps =
         Deps { store: slow, queue, env: Arc::new(SystemEnv), dispatcher: Arc::new(Scripted::new(&[], Duration::ZERO)) };
     let handled = handle_deliveries(&deps, terms(visibility), &InFlight::default(), w.receive_times(1).await).await;

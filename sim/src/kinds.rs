@@ -138,6 +138,9 @@ named_enum! {
         DeadLettered = "dead_lettered", true;
         /// Outbox rows re-armed after `stale_after`.
         StaleRearmed = "stale_rearmed", true;
+        /// A worker's read of more gifts than one receive holds: a batch gathered from
+        /// receives that came back full (`WorkerConfig::receives_per_batch`).
+        GatheredBatch = "gathered_batch", true;
         GiftSent = "gift_sent", false;
         GiftFailed = "gift_failed", false;
         DuplicateAfterTerminal = "duplicate_after_terminal", false;
@@ -257,6 +260,6 @@ mod tests {
         assert_eq!(rows[0], "publish_fail");
         assert_eq!(&rows[rows.len() - 2..], ["gift_sent", "send_conflict"]);
         assert!(table.contains("latency                                 2\n"));
-        assert_eq!(unexercised(&counts).len(), FaultKind::ALL.len() - 1 + 10);
+        assert_eq!(unexercised(&counts).len(), FaultKind::ALL.len() - 1 + 11);
     }
 }

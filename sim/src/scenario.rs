@@ -18,7 +18,7 @@ use crate::faults::Ctx;
 use crate::history::{Entry, Event, History, Outcome, Phase, StoreCall};
 use crate::kinds::{Counter, Counts};
 use crate::nemesis::Nemesis;
-use crate::world::{World, MAX_RECEIVES};
+use crate::world::{World, BATCH_SIZE, MAX_RECEIVES};
 
 /// Settings shared by every seed (the world varies the rest).
 const STALE_AFTER: Duration = Duration::from_secs(120);
@@ -130,6 +130,9 @@ fn count_events(entries: &[Entry], counts: &mut Counts) {
                 *counts.entry(Counter::GiftSent.into()).or_default() +=
                     gifts.iter().filter(|(_, won)| *won).count() as u64;
                 continue;
+            }
+            Event::Store { call: StoreCall::Read { gifts, .. }, .. } if gifts.len() > BATCH_SIZE as usize => {
+                Counter::GatheredBatch
             }
             Event::Store { call: StoreCall::MarkFailed { applied: true, .. }, .. } => Counter::GiftFailed,
             Event::DeadLettered { .. } => Counter::DeadLettered,

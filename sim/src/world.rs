@@ -14,6 +14,9 @@ use crate::kinds::{FaultKind, RateDraw};
 /// The retry budget: SQS `maxReceiveCount`, the same in every world.
 pub const MAX_RECEIVES: u32 = gift_core::defaults::MAX_RECEIVES;
 
+/// Messages per receive, every world's: SQS's largest.
+pub const BATCH_SIZE: u32 = 10;
+
 /// Per-call probabilities of each fault during the safety phase.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FaultRates([f64; FaultKind::ALL.len()]);
@@ -81,6 +84,31 @@ pub struct World {
     pub faults: FaultRates,
     /// Each worker's `WorkerConfig::batches_in_hand`.
     pub batches_in_hand: u32,
+    /// Each worker's `WorkerConfig::receives_per_batch`.
+    pub receives_per_batch: u32,
+}
+
+/// The draws added to the world after seeds were pinned. They come from a stream of their
+/// own, derived from the seed, and not from the simulation's generator: a draw taken from
+/// that would shift every random choice of the run after it, and so the history of every
+/// pinned seed, even of those whose new setting changes nothing.
+struct Later(u64);
+
+impl Later {
+    fn of(seed: u64) -> Self {
+        Self(seed ^ 0x6c61_7465_725f_6472) // "later_dr"
+    }
+
+    /// One splitmix64 step: a value in `range`, each equally likely to within 2^-60.
+    fn pick(&mut self, range: std::ops::RangeInclusive<u32>) -> u32 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let span = u64::from(range.end() - range.start()) + 1;
+        range.start() + (z % span) as u32
+    }
 }
 
 impl World {
@@ -109,6 +137,7 @@ impl World {
             faults,
             // Drawn last: it does not shift the world's other draws.
             batches_in_hand: rng.gen_range(1..=4),
+            receives_per_batch: Later::of(seed).pick(1..=3),
         }
     }
 
@@ -126,7 +155,8 @@ impl World {
 
     pub fn worker_config(&self) -> WorkerConfig {
         WorkerConfig {
-            batch_size: 10,
+            batch_size: BATCH_SIZE,
+            receives_per_batch: self.receives_per_batch,
             batches_in_hand: self.batches_in_hand,
             wait: Duration::from_secs(20),
             error_pause: Duration::from_secs(1),
@@ -170,13 +200,10 @@ impl fmt::Display for World {
         )?;
         writeln!(
             f,
-            "  latency_max_ms={} dispatch_latency_max_ms={} shared_key_chance={:.2} replay_chance={:.2} batches_in_hand={}",
-            self.latency_max_ms,
-            self.dispatch_latency_max_ms,
-            self.shared_key_chance,
-            self.replay_chance,
-            self.batches_in_hand
+            "  latency_max_ms={} dispatch_latency_max_ms={} shared_key_chance={:.2} replay_chance={:.2}",
+            self.latency_max_ms, self.dispatch_latency_max_ms, self.shared_key_chance, self.replay_chance,
         )?;
+        writeln!(f, "  batches_in_hand={} receives_per_batch={}", self.batches_in_hand, self.receives_per_batch)?;
         write!(f, "{}", self.faults)
     }
 }

@@ -127,6 +127,10 @@ pub struct WorkerArgs {
     /// Messages per receive (1–10).
     #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = defaults::WORKER_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub worker_batch_size: u32,
+    /// Receives gathered into one batch while each comes back full (1–3): a backlog is then
+    /// loaded and recorded this many receives' messages per statement.
+    #[arg(long, env = "WORKER_RECEIVES_PER_BATCH", default_value_t = defaults::WORKER_RECEIVES_PER_BATCH, value_parser = clap::value_parser!(u32).range(1..=3))]
+    pub worker_receives_per_batch: u32,
     /// Received batches handled at once (1–10); keep it below DB_POOL_MAX, whose last
     /// connection is the relay's.
     #[arg(long, env = "WORKER_BATCHES_IN_HAND", default_value_t = defaults::WORKER_BATCHES_IN_HAND, value_parser = clap::value_parser!(u32).range(1..=10))]
@@ -162,6 +166,7 @@ impl WorkerArgs {
     pub fn worker_config(&self) -> gift_core::worker::WorkerConfig {
         gift_core::worker::WorkerConfig {
             batch_size: self.worker_batch_size,
+            receives_per_batch: self.worker_receives_per_batch,
             batches_in_hand: self.worker_batches_in_hand,
             wait: Duration::from_secs(self.worker_wait_seconds),
             error_pause: Duration::from_secs(1),

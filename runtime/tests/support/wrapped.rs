@@ -1,12 +1,14 @@
 //! A store that passes each call on to another but for those a test changes: the test
 //! implements [`Wrap`] with only those, and [`Wrapped`] makes it a [`Store`]. Every other
 //! call reaches the inner store as made, batched calls included, so a planted bug changes
-//! one thing and nothing else.
+//! one thing and nothing else. [`WrapQueue`] and [`WrappedQueue`] do the same for a queue.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
-use gift_core::domain::{Gift, GiftId, Timestamp};
-use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
-use gift_core::StoreError;
+use gift_core::domain::{Gift, GiftId, SendMessage, Timestamp, TraceParent};
+use gift_core::ports::{Delivery, MessageId, OutboxEntry, Queue, Receipt, SendCommand, SendDecision, Store};
+use gift_core::{QueueError, StoreError};
 
 #[async_trait]
 pub trait Wrap: Send + Sync + 'static {
@@ -90,6 +92,62 @@ impl<W: Wrap> Store for Wrapped<W> {
         self.0.rearm_stale(stale_before, now, limit).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
+        self.0.ping().await
+    }
+}
+
+#[async_trait]
+pub trait WrapQueue: Send + Sync + 'static {
+    fn inner(&self) -> &dyn Queue;
+
+    async fn publish(&self, message: &SendMessage, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
+        self.inner().publish(message, trace).await
+    }
+    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.inner().receive(max, wait).await
+    }
+    async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError> {
+        self.inner().delete(receipt).await
+    }
+    async fn delete_all(&self, receipts: &[Receipt]) -> Vec<Result<(), QueueError>> {
+        self.inner().delete_all(receipts).await
+    }
+    async fn set_visibility(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
+        self.inner().set_visibility(receipt, delay).await
+    }
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.inner().ping().await
+    }
+}
+
+/// A [`WrapQueue`] as a [`Queue`].
+pub struct WrappedQueue<W>(pub W);
+
+impl<W> std::ops::Deref for WrappedQueue<W> {
+    type Target = W;
+    fn deref(&self) -> &W {
+        &self.0
+    }
+}
+
+#[async_trait]
+impl<W: WrapQueue> Queue for WrappedQueue<W> {
+    async fn publish(&self, message: &SendMessage, trace: Option<&TraceParent>) -> Result<MessageId, QueueError> {
+        self.0.publish(message, trace).await
+    }
+    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.0.receive(max, wait).await
+    }
+    async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError> {
+        self.0.delete(receipt).await
+    }
+    async fn delete_all(&self, receipts: &[Receipt]) -> Vec<Result<(), QueueError>> {
+        self.0.delete_all(receipts).await
+    }
+    async fn set_visibility(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
+        self.0.set_visibility(receipt, delay).await
+    }
+    async fn ping(&self) -> Result<(), QueueError> {
         self.0.ping().await
     }
 }
