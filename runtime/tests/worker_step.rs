@@ -216,22 +216,57 @@ async fn a_send_that_would_outlive_an_unrenewed_lease_is_abandoned_not_recorded(
     assert_eq!(w.status(), Status::Queued, "an abandoned send records nothing");
 }
 
+/// Two messages of one gift in two batches of one worker, both on their fourth receive:
+/// the first batch's send is slow and succeeds. The second batch does not attempt the gift,
+/// and keeps its message hidden until the first has written SENT, then deletes it as a
+/// duplicate. Released any earlier (after the backoff), it could reach another worker on
+/// its fifth receive and fail there, FAILED beside a success.
 #[tokio::test]
-async fn a_gift_in_hand_in_another_batch_is_not_attempted_twice() {
+async fn a_gift_in_hand_in_another_batch_is_not_attempted_twice_and_waits_for_its_outcome() {
     let w = queued_gift(Duration::from_secs(30)).await;
     w.queue.publish(&w.message, None).await.unwrap();
     w.queue.publish(&w.message, None).await.unwrap();
+    for _ in 1..4 {
+        for d in w.queue.receive(10, Duration::ZERO).await.unwrap() {
+            w.queue.set_visibility(&d.receipt, Duration::ZERO).await.unwrap();
+        }
+    }
     let first = w.queue.receive(1, Duration::ZERO).await.unwrap();
     let second = w.queue.receive(1, Duration::ZERO).await.unwrap();
+    assert_eq!((first[0].receive_count, second[0].receive_count), (4, 4));
     let dispatcher = Arc::new(Scripted::new(&[], Duration::from_millis(200)));
     let deps = w.deps(dispatcher.clone(), w.queue.clone());
     let in_flight = InFlight::default();
+    // Another worker polls all along; the backoff (10 ms) is far shorter than the send.
+    let other = {
+        let queue = w.queue.clone();
+        tokio::spawn(async move { queue.receive(10, Duration::from_millis(400)).await.unwrap() })
+    };
     let (a, b) = tokio::join!(
         handle_deliveries(&deps, terms(Duration::from_secs(30)), &in_flight, first),
         handle_deliveries(&deps, terms(Duration::from_secs(30)), &in_flight, second),
     );
     assert_eq!(dispatcher.calls.load(Ordering::SeqCst), 1);
-    assert_eq!((outcomes(&a), outcomes(&b)), (vec![DeliveryOutcome::Sent], vec![DeliveryOutcome::RetryLater]));
+    assert_eq!((outcomes(&a), outcomes(&b)), (vec![DeliveryOutcome::Sent], vec![DeliveryOutcome::Duplicate]));
+    assert_eq!(other.await.unwrap(), vec![], "no message of the gift reached another worker");
+    assert_eq!((w.status(), w.queue.len()), (Status::Sent, 0));
+}
+
+#[tokio::test]
+async fn a_gift_whose_attempt_in_another_batch_failed_comes_back_after_the_backoff() {
+    let w = queued_gift(Duration::from_secs(30)).await;
+    w.queue.publish(&w.message, None).await.unwrap();
+    w.queue.publish(&w.message, None).await.unwrap();
+    let first = w.queue.receive(1, Duration::ZERO).await.unwrap();
+    let second = w.queue.receive(1, Duration::ZERO).await.unwrap();
+    let deps = w.deps(Arc::new(Scripted::new(&[1], Duration::from_millis(100))), w.queue.clone());
+    let in_flight = InFlight::default();
+    let (a, b) = tokio::join!(
+        handle_deliveries(&deps, terms(Duration::from_secs(30)), &in_flight, first),
+        handle_deliveries(&deps, terms(Duration::from_secs(30)), &in_flight, second),
+    );
+    assert_eq!((outcomes(&a), outcomes(&b)), (vec![DeliveryOutcome::RetryLater], vec![DeliveryOutcome::RetryLater]));
+    assert_eq!((w.status(), w.queue.len()), (Status::Queued, 2));
 }
 
 /// A batch that records after its lease has lapsed does not delete: the queue may have

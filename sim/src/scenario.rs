@@ -18,7 +18,7 @@ use crate::faults::Ctx;
 use crate::history::{Entry, Event, History, Outcome, Phase, StoreCall};
 use crate::kinds::{Counter, Counts};
 use crate::nemesis::Nemesis;
-use crate::world::{World, BATCH_SIZE, MAX_RECEIVES};
+use crate::world::{World, MAX_RECEIVES};
 
 /// Settings shared by every seed (the world varies the rest).
 const STALE_AFTER: Duration = Duration::from_secs(120);
@@ -109,7 +109,7 @@ fn judge(world: World, ctx: &Ctx, finals: &BTreeMap<GiftId, Status>) -> RunResul
     };
     let report = checker::check(&entries, &End { finals: Some(finals), expect });
     let mut counts = ctx.history.counts();
-    count_events(&entries, &mut counts);
+    count_events(&entries, world.batch_size, &mut counts);
     count_figures(&report, &mut counts);
     RunResult { sim_ms: ctx.now_ms(), world, entries, counts, violations: report.violations, heal_ms: report.heal_ms }
 }
@@ -122,8 +122,9 @@ fn count_figures(report: &Report, counts: &mut Counts) {
     counts.insert(Counter::FailedAfterLateRenewal.into(), report.failed_after_late_renewal);
 }
 
-/// Counts the interesting events of a run for the coverage table.
-fn count_events(entries: &[Entry], counts: &mut Counts) {
+/// Counts the interesting events of a run for the coverage table; `batch_size` is the
+/// world's messages per receive.
+fn count_events(entries: &[Entry], batch_size: u32, counts: &mut Counts) {
     for e in entries {
         let what = match &e.event {
             Event::Store { call: StoreCall::MarkSent { gifts }, .. } => {
@@ -131,7 +132,7 @@ fn count_events(entries: &[Entry], counts: &mut Counts) {
                     gifts.iter().filter(|(_, won)| *won).count() as u64;
                 continue;
             }
-            Event::Store { call: StoreCall::Read { gifts, .. }, .. } if gifts.len() > BATCH_SIZE as usize => {
+            Event::Store { call: StoreCall::Read { gifts, .. }, .. } if gifts.len() > batch_size as usize => {
                 Counter::GatheredBatch
             }
             Event::Store { call: StoreCall::MarkFailed { applied: true, .. }, .. } => Counter::GiftFailed,

@@ -14,7 +14,7 @@ use crate::kinds::{FaultKind, RateDraw};
 /// The retry budget: SQS `maxReceiveCount`, the same in every world.
 pub const MAX_RECEIVES: u32 = gift_core::defaults::MAX_RECEIVES;
 
-/// Messages per receive, every world's: SQS's largest.
+/// Messages per receive in half the worlds: SQS's largest.
 pub const BATCH_SIZE: u32 = 10;
 
 /// Per-call probabilities of each fault during the safety phase.
@@ -86,6 +86,9 @@ pub struct World {
     pub batches_in_hand: u32,
     /// Each worker's `WorkerConfig::receives_per_batch`.
     pub receives_per_batch: u32,
+    /// Each worker's `WorkerConfig::batch_size`: SQS's largest in half the worlds, fewer in
+    /// the others, where receives come back full and batches are gathered far more often.
+    pub batch_size: u32,
 }
 
 /// The draws added to the world after seeds were pinned. They come from a stream of their
@@ -115,6 +118,7 @@ impl World {
     /// Draws a world from the simulation's seeded generator.
     pub fn draw(seed: u64) -> Self {
         let mut rng = thread_rng();
+        let mut later = Later::of(seed);
         let faults = FaultRates::draw(&mut rng);
         let failure_rates = [0.0, 0.2, 0.2, 0.5, 0.9, 1.0];
         Self {
@@ -137,7 +141,8 @@ impl World {
             faults,
             // Drawn last: it does not shift the world's other draws.
             batches_in_hand: rng.gen_range(1..=4),
-            receives_per_batch: Later::of(seed).pick(1..=3),
+            receives_per_batch: later.pick(1..=3),
+            batch_size: if later.pick(0..=1) == 0 { BATCH_SIZE } else { later.pick(1..=BATCH_SIZE - 1) },
         }
     }
 
@@ -155,7 +160,7 @@ impl World {
 
     pub fn worker_config(&self) -> WorkerConfig {
         WorkerConfig {
-            batch_size: BATCH_SIZE,
+            batch_size: self.batch_size,
             receives_per_batch: self.receives_per_batch,
             batches_in_hand: self.batches_in_hand,
             wait: Duration::from_secs(20),
@@ -203,7 +208,11 @@ impl fmt::Display for World {
             "  latency_max_ms={} dispatch_latency_max_ms={} shared_key_chance={:.2} replay_chance={:.2}",
             self.latency_max_ms, self.dispatch_latency_max_ms, self.shared_key_chance, self.replay_chance,
         )?;
-        writeln!(f, "  batches_in_hand={} receives_per_batch={}", self.batches_in_hand, self.receives_per_batch)?;
+        writeln!(
+            f,
+            "  batches_in_hand={} receives_per_batch={} batch_size={}",
+            self.batches_in_hand, self.receives_per_batch, self.batch_size
+        )?;
         write!(f, "{}", self.faults)
     }
 }

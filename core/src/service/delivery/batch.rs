@@ -1,8 +1,8 @@
 //! One received batch as a value that moves through its phases: each phase consumes the
 //! batch in one state and returns it in the next — `Batch<()>` (parsed) → `Batch<Loaded>`
-//! → `Batch<Attempted>` → `Batch<Verdict>` → [`Planned`] → the outcomes — so a gift
-//! cannot reach the settle undecided, and every delivery, owned by its gift or by the
-//! poison list, comes out exactly once.
+//! → `Batch<Attempted>` → `Batch<Recorded>` → `Batch<Verdict>` → [`Planned`] → the
+//! outcomes — so a gift cannot reach the settle undecided, and every delivery, owned by
+//! its gift or by the poison list, comes out exactly once.
 
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ use crate::ports::{Delivery, Env, Receipt};
 use crate::service::Deps;
 
 use super::lease::Lease;
-use super::plan::{self, Action, Attempted, GiftWork, Loaded, Placed, Verdict};
-use super::{DeliveryOutcome, Held, RetryPolicy};
+use super::plan::{self, Action, Attempted, GiftWork, Loaded, Placed, Recorded, Verdict};
+use super::{DeliveryOutcome, Held, InFlight, RetryPolicy};
 
 /// The deliveries of one receive grouped by gift, each gift in its state `P` of a phase.
 pub struct Batch<P> {
@@ -88,11 +88,12 @@ impl Batch<Loaded> {
         Batch { gifts, poison }
     }
 
-    /// The receipts of every delivery of a gift to attempt: the messages kept hidden.
+    /// The receipts of every delivery of a gift to attempt, here or in another batch: the
+    /// messages kept hidden.
     pub fn receipts_to_keep(&self) -> Vec<Receipt> {
         self.gifts
             .iter()
-            .filter(|(_, loaded)| matches!(loaded, Loaded::Attempt(_)))
+            .filter(|(_, loaded)| matches!(loaded, Loaded::Attempt(_) | Loaded::Elsewhere))
             .flat_map(|(work, _)| work.in_order().into_iter().map(|p| p.delivery.receipt.clone()))
             .collect()
     }
@@ -103,6 +104,7 @@ impl Batch<Loaded> {
         let gifts = join_all(gifts.into_iter().map(|(work, loaded)| async move {
             let attempted = match loaded {
                 Loaded::Attempt(gift) => attempt_one(deps, retry, lease, &work, gift).await,
+                Loaded::Elsewhere => Attempted::Elsewhere,
                 Loaded::Decided(verdict) => Attempted::Decided(verdict),
             };
             (work, attempted)
@@ -135,7 +137,7 @@ async fn attempt_one(deps: &Deps, retry: RetryPolicy, lease: &Lease<'_>, work: &
 impl Batch<Attempted> {
     /// Writes the outcomes: one SENT update for every success, a FAILED update for each
     /// final failure.
-    pub async fn record(self, deps: &Deps) -> Batch<Verdict> {
+    pub async fn record(self, deps: &Deps) -> Batch<Recorded> {
         let Batch { gifts, poison } = self;
         let sent: Vec<GiftId> = gifts
             .iter()
@@ -155,11 +157,69 @@ impl Batch<Attempted> {
                         Err(e) => Verdict::Leave(work.store_error(&e)),
                     }
                 }
+                Attempted::Elsewhere => {
+                    recorded.push((work, Recorded::Elsewhere));
+                    continue;
+                }
                 Attempted::Decided(verdict) => verdict,
             };
-            recorded.push((work, verdict));
+            recorded.push((work, Recorded::Done(verdict)));
         }
         Batch { gifts: recorded, poison }
+    }
+}
+
+impl Batch<Recorded> {
+    /// Decides each gift another batch was attempting: waits, under the lease, until no
+    /// batch holds it, then reads all of them in one call.
+    pub async fn after_holders(self, deps: &Deps, in_flight: &InFlight, lease: &Lease<'_>) -> Batch<Verdict> {
+        let Batch { gifts, poison } = self;
+        let waited: Vec<GiftId> = gifts
+            .iter()
+            .filter(|(_, recorded)| matches!(recorded, Recorded::Elsewhere))
+            .map(|(work, _)| work.msg.gift_id)
+            .collect();
+        let mut read =
+            if waited.is_empty() { Vec::new() } else { wait_and_read(deps, in_flight, lease, &waited).await }
+                .into_iter();
+        let gifts = gifts
+            .into_iter()
+            .map(|(work, recorded)| {
+                let verdict = match recorded {
+                    Recorded::Done(verdict) => verdict,
+                    Recorded::Elsewhere => match read.next() {
+                        Some(AfterWait::Read(gift)) => work.after_holder(gift),
+                        Some(AfterWait::StoreError(e)) => Verdict::Leave(work.store_error(&e)),
+                        Some(AfterWait::RanOut) | None => work.outwaited(),
+                    },
+                };
+                (work, verdict)
+            })
+            .collect();
+        Batch { gifts, poison }
+    }
+}
+
+/// A gift another batch held, once it was released (or the wait gave up).
+enum AfterWait {
+    Read(Option<Gift>),
+    StoreError(crate::error::StoreError),
+    /// The lease ran out first.
+    RanOut,
+}
+
+/// Waits until no batch holds any of `gifts`, unless the lease runs out first, then reads
+/// them; one answer per gift, in order.
+async fn wait_and_read(deps: &Deps, in_flight: &InFlight, lease: &Lease<'_>, gifts: &[GiftId]) -> Vec<AfterWait> {
+    let released = join_all(gifts.iter().map(|g| in_flight.released(*g)));
+    let ran_out = lease.run_out();
+    futures::pin_mut!(released, ran_out);
+    if let Either::Right(_) = select(released, ran_out).await {
+        return gifts.iter().map(|_| AfterWait::RanOut).collect();
+    }
+    match deps.store.get_gifts(gifts).await.and_then(|found| answered_each(gifts, found)) {
+        Ok(found) => found.into_iter().map(AfterWait::Read).collect(),
+        Err(e) => gifts.iter().map(|_| AfterWait::StoreError(e.clone())).collect(),
     }
 }
 

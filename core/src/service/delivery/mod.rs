@@ -19,8 +19,10 @@ mod batch;
 mod lease;
 mod plan;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::channel::oneshot;
 use futures::future::{select, Either};
 
 use crate::defaults;
@@ -69,17 +71,32 @@ pub enum DeliveryOutcome {
 
 /// The gifts this worker is attempting, across the batches it has in hand: a gift has at
 /// most one attempt per worker at a time, so two messages of one gift in two batches can
-/// never race a success against a failure.
+/// never race a success against a failure. Each gift held lists the batches waiting for it
+/// to be released.
 #[derive(Debug, Default)]
-pub struct InFlight(std::sync::Mutex<std::collections::BTreeSet<GiftId>>);
+pub struct InFlight(std::sync::Mutex<BTreeMap<GiftId, Vec<oneshot::Sender<()>>>>);
 
 impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<GiftId>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<GiftId, Vec<oneshot::Sender<()>>>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves once no batch holds `gift`.
+    async fn released(&self, gift: GiftId) {
+        let waiting = self.lock().get_mut(&gift).map(|waiters| {
+            let (tx, rx) = oneshot::channel();
+            waiters.push(tx);
+            rx
+        });
+        if let Some(rx) = waiting {
+            // Either answer means released: the holder sends, or drops its side when dropped.
+            let _ = rx.await;
+        }
     }
 }
 
-/// The gifts one batch holds in [`InFlight`], released when the batch is done with them.
+/// The gifts one batch holds in [`InFlight`], released when the batch has recorded their
+/// outcomes (or is dropped).
 struct Held<'a> {
     in_flight: &'a InFlight,
     gifts: Vec<GiftId>,
@@ -88,20 +105,29 @@ struct Held<'a> {
 impl Held<'_> {
     /// Takes `gift` for this batch, unless another batch holds it.
     fn take(&mut self, gift: GiftId) -> bool {
-        let taken = self.in_flight.lock().insert(gift);
-        if taken {
-            self.gifts.push(gift);
+        let mut held = self.in_flight.lock();
+        if held.contains_key(&gift) {
+            return false;
         }
-        taken
+        held.insert(gift, Vec::new());
+        self.gifts.push(gift);
+        true
+    }
+
+    /// Releases every gift this batch holds, waking the batches waiting for them.
+    fn release(&mut self) {
+        let mut held = self.in_flight.lock();
+        for g in self.gifts.drain(..) {
+            for waiter in held.remove(&g).unwrap_or_default() {
+                let _ = waiter.send(());
+            }
+        }
     }
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        let mut set = self.in_flight.lock();
-        for g in &self.gifts {
-            set.remove(g);
-        }
+        self.release();
     }
 }
 
@@ -127,9 +153,17 @@ pub async fn handle_deliveries(
         let lease = Lease::new(&*deps.env, terms.visibility, terms.received_at);
         let mut held = Held { in_flight, gifts: Vec::new() };
         let loaded = parsed.load(deps).await.unless_in_flight(&mut held);
-        // Only messages whose gift is being attempted are kept hidden.
+        // Only messages whose gift is being attempted, here or in another batch, are kept
+        // hidden.
         let receipts = loaded.receipts_to_keep();
-        let work = async { loaded.attempt(deps, terms.retry, &lease).await.record(deps).await };
+        let work = async {
+            let recorded = loaded.attempt(deps, terms.retry, &lease).await.record(deps).await;
+            // Outcomes written: this batch's gifts are free for the batches waiting for them,
+            // and only then does it wait for the gifts other batches hold (so no two batches
+            // can wait for each other).
+            held.release();
+            recorded.after_holders(deps, in_flight, &lease).await
+        };
         let heartbeat = lease.heartbeat(&*deps.queue, &receipts);
         futures::pin_mut!(work, heartbeat);
         let recorded = match select(work, heartbeat).await {

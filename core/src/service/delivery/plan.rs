@@ -29,6 +29,9 @@ pub struct GiftWork {
 pub enum Loaded {
     /// QUEUED: pseudo-send it.
     Attempt(Gift),
+    /// QUEUED, and another batch of this worker is attempting it: wait for that attempt's
+    /// outcome, then read the gift again.
+    Elsewhere,
     /// Nothing to attempt.
     Decided(Verdict),
 }
@@ -40,8 +43,17 @@ pub enum Attempted {
     Dispatched { queued_at: Timestamp },
     /// Failed on its final receive: record FAILED.
     GiveUp(String),
+    /// Attempted in another batch.
+    Elsewhere,
     /// Nothing to record.
     Decided(Verdict),
+}
+
+/// A gift once the batch's outcomes are written.
+pub enum Recorded {
+    Done(Verdict),
+    /// Attempted in another batch, whose outcome is still to be read.
+    Elsewhere,
 }
 
 /// What becomes of a gift's deliveries.
@@ -131,15 +143,40 @@ impl GiftWork {
         Loaded::Decided(verdict)
     }
 
-    /// A gift another batch of this worker is attempting is not attempted again: its
-    /// deliveries come back after the backoff, when that attempt has ended. (They are not
-    /// deleted: one may be the very message the other batch holds, redelivered after its
-    /// visibility ran out.)
+    /// A gift another batch of this worker is attempting is not attempted again. Its
+    /// deliveries stay hidden until that attempt's outcome is written, and then follow it
+    /// ([`GiftWork::after_holder`]): released any earlier, one could reach another worker
+    /// on its final receive and fail there while the attempt here succeeds.
     pub fn in_hand_elsewhere(&self) -> Loaded {
         let _span = self.span.enter();
         let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
-        tracing::info!(%gift_id, %request_id, event = "IN_HAND", "gift in hand in another batch; delivery delayed");
-        Loaded::Decided(Verdict::Retry)
+        tracing::info!(%gift_id, %request_id, event = "IN_HAND", "gift in hand in another batch; waiting for its outcome");
+        Loaded::Elsewhere
+    }
+
+    /// The gift as read again once the other batch's attempt has ended: finished, the
+    /// deliveries are duplicates (deleted: none can be the message that batch leaves for
+    /// the dead-letter queue, which the queue moves there instead of delivering it again);
+    /// still QUEUED (that attempt failed, with budget left, or was abandoned), they come
+    /// back after the backoff.
+    pub fn after_holder(&self, gift: Option<Gift>) -> Verdict {
+        match self.loaded(gift) {
+            Loaded::Attempt(_) | Loaded::Elsewhere => {
+                let _span = self.span.enter();
+                let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
+                tracing::info!(%gift_id, %request_id, event = "IN_HAND", "gift still queued after another batch's attempt; delivery delayed");
+                Verdict::Retry
+            }
+            Loaded::Decided(verdict) => verdict,
+        }
+    }
+
+    /// The lease ran out while another batch held the gift: the deliveries are left.
+    pub fn outwaited(&self) -> Verdict {
+        let _span = self.span.enter();
+        let (gift_id, request_id) = (self.msg.gift_id, &self.msg.request_id);
+        tracing::warn!(%gift_id, %request_id, error_code = "LEASE_EXPIRED", "the visibility ran out while another batch held the gift; delivery left");
+        Verdict::Leave(DeliveryOutcome::Error("the lease ran out while another batch held the gift".into()))
     }
 
     pub fn store_error(&self, e: &StoreError) -> DeliveryOutcome {
