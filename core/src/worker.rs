@@ -6,6 +6,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -106,6 +107,8 @@ pub async fn run_worker(
         let terms = BatchTerms { retry: config.retry, visibility: config.visibility_timeout, received_at: received.at };
         handle_deliveries(&deps, terms, &in_flight, received.deliveries)
     };
+    // Read by the receive in progress: once stopping, it makes no further receive.
+    let stop_asked = AtomicBool::new(false);
     let mut in_hand = FuturesUnordered::new();
     let mut receiving: Option<Receiving<'_>> = None;
     let mut stopping = false;
@@ -119,13 +122,16 @@ pub async fn run_worker(
     loop {
         if !stopping && receiving.is_none() && in_hand.len() < config.batches_in_hand.max(1) as usize {
             observe(WorkerEvent::Turn);
-            receiving = Some(Box::pin(receive_batch(&deps, &config)));
+            receiving = Some(Box::pin(receive_batch(&deps, &config, &stop_asked)));
         }
         if stopping && in_hand.is_empty() && receiving.is_none() {
             break;
         }
         match next_wake(shutdown.as_mut(), stopping, &mut receiving, &mut in_hand).await {
-            Wake::Stop => stopping = true,
+            Wake::Stop => {
+                stopping = true;
+                stop_asked.store(true, Ordering::Relaxed);
+            }
             Wake::Received(Ok(received)) => {
                 receiving = None;
                 if !received.deliveries.is_empty() {
@@ -181,14 +187,15 @@ where
 }
 
 /// One batch's receives: the first long-polls; each later one asks without waiting, and
-/// only while the one before came back full. A later receive that fails ends the batch
-/// with what it has: the queue has counted those deliveries, so they are handled.
-async fn receive_batch(deps: &Deps, config: &WorkerConfig) -> Result<Received, QueueError> {
+/// only while the one before came back full and no stop was asked. A later receive that
+/// fails ends the batch with what it has: the queue has counted those deliveries, so they
+/// are handled.
+async fn receive_batch(deps: &Deps, config: &WorkerConfig, stop_asked: &AtomicBool) -> Result<Received, QueueError> {
     let mut deliveries = deps.queue.receive(config.batch_size, config.wait).await?;
     let at = deps.env.now();
     let mut last = deliveries.len();
     for _ in 1..config.receives_per_batch {
-        if last < config.batch_size as usize {
+        if last < config.batch_size as usize || stop_asked.load(Ordering::Relaxed) {
             break;
         }
         match deps.queue.receive(config.batch_size, Duration::ZERO).await {

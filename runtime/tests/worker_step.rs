@@ -217,13 +217,16 @@ async fn a_send_that_would_outlive_an_unrenewed_lease_is_abandoned_not_recorded(
 }
 
 /// Two messages of one gift in two batches of one worker, both on their fourth receive:
-/// the first batch's send is slow and succeeds. The second batch does not attempt the gift,
-/// and keeps its message hidden until the first has written SENT, then deletes it as a
-/// duplicate. Released any earlier (after the backoff), it could reach another worker on
-/// its fifth receive and fail there, FAILED beside a success.
+/// the first batch's send is slow and succeeds, and its SENT write takes a while too. The
+/// second batch does not attempt the gift, and keeps its message hidden (the visibility is
+/// shorter than the send: only its heartbeat keeps it) until the first has written SENT,
+/// then deletes it as a duplicate. Released any earlier (after the backoff, or before the
+/// write), it could reach another worker on its fifth receive and fail there, FAILED beside
+/// a success.
 #[tokio::test]
 async fn a_gift_in_hand_in_another_batch_is_not_attempted_twice_and_waits_for_its_outcome() {
-    let w = queued_gift(Duration::from_secs(30)).await;
+    let visibility = Duration::from_millis(300);
+    let w = queued_gift(visibility).await;
     w.queue.publish(&w.message, None).await.unwrap();
     w.queue.publish(&w.message, None).await.unwrap();
     for _ in 1..4 {
@@ -234,17 +237,18 @@ async fn a_gift_in_hand_in_another_batch_is_not_attempted_twice_and_waits_for_it
     let first = w.queue.receive(1, Duration::ZERO).await.unwrap();
     let second = w.queue.receive(1, Duration::ZERO).await.unwrap();
     assert_eq!((first[0].receive_count, second[0].receive_count), (4, 4));
-    let dispatcher = Arc::new(Scripted::new(&[], Duration::from_millis(200)));
-    let deps = w.deps(dispatcher.clone(), w.queue.clone());
+    let dispatcher = Arc::new(Scripted::new(&[], Duration::from_millis(400)));
+    let slow = Arc::new(Wrapped(SlowSent { inner: w.store.clone(), delay: Duration::from_millis(150) }));
+    let deps = Deps { store: slow, queue: w.queue.clone(), env: Arc::new(SystemEnv), dispatcher: dispatcher.clone() };
     let in_flight = InFlight::default();
     // Another worker polls all along; the backoff (10 ms) is far shorter than the send.
     let other = {
         let queue = w.queue.clone();
-        tokio::spawn(async move { queue.receive(10, Duration::from_millis(400)).await.unwrap() })
+        tokio::spawn(async move { queue.receive(10, Duration::from_millis(800)).await.unwrap() })
     };
     let (a, b) = tokio::join!(
-        handle_deliveries(&deps, terms(Duration::from_secs(30)), &in_flight, first),
-        handle_deliveries(&deps, terms(Duration::from_secs(30)), &in_flight, second),
+        handle_deliveries(&deps, terms(visibility), &in_flight, first),
+        handle_deliveries(&deps, terms(visibility), &in_flight, second),
     );
     assert_eq!(dispatcher.calls.load(Ordering::SeqCst), 1);
     assert_eq!((outcomes(&a), outcomes(&b)), (vec![DeliveryOutcome::Sent], vec![DeliveryOutcome::Duplicate]));

@@ -91,10 +91,9 @@ pub struct World {
     pub batch_size: u32,
 }
 
-/// The draws added to the world after seeds were pinned. They come from a stream of their
-/// own, derived from the seed, and not from the simulation's generator: a draw taken from
-/// that would shift every random choice of the run after it, and so the history of every
-/// pinned seed, even of those whose new setting changes nothing.
+/// Draws kept apart from the simulation's generator, on a stream of their own derived from
+/// the seed: a draw added to the world there shifts no random choice of the run, so a
+/// pinned seed whose new setting changes nothing keeps its history.
 struct Later(u64);
 
 impl Later {

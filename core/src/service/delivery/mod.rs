@@ -8,7 +8,9 @@
 //!   duplicates of one gift share one attempt, led by the delivery with the highest
 //!   receive count), load (every gift in one call), attempt (each QUEUED gift pseudo-sent
 //!   once, under the lease), record (SENT for all successes in one call, FAILED for final
-//!   failures), plan and settle (delete, delay or leave each delivery).
+//!   failures), after the holders (each gift another batch was attempting, read again
+//!   once that batch has written its outcome), plan and settle (delete, delay or leave
+//!   each delivery).
 //! - `plan`: one gift's state at each phase and the decisions that move it on.
 //! - `lease`: how long the batch's messages are ours, and the heartbeat that renews it.
 //!
