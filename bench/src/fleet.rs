@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use gift_bins::config::WorkerArgs;
+use gift_bins::config::{OutboxArgs, WorkerArgs};
 use gift_bins::{telemetry, wiring};
 use gift_core::domain::IdempotencyKey;
 use gift_core::ports::{SendCommand, Store};
@@ -38,6 +38,8 @@ pub struct Args {
     #[command(flatten)]
     worker: WorkerArgs,
     #[command(flatten)]
+    outbox: OutboxArgs,
+    #[command(flatten)]
     pub service: ServiceArgs,
 }
 
@@ -57,7 +59,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     let queue = Arc::new(MemoryQueue::new(QueueSettings::default()));
     let counts = Arc::new(Counts::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let relay_config = args.worker.relay_config()?;
+    let relay_config = args.worker.relay_config(&args.outbox)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.workers.max(1) {

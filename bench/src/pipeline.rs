@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gift_bins::config::{DbArgs, HttpArgs, WorkerArgs};
+use gift_bins::config::{DbArgs, HttpArgs, OutboxArgs, WorkerArgs};
 use gift_bins::{serve, shutdown_signal, telemetry, wiring};
 use gift_core::domain::{Amount, Gift, GiftCode, GiftId, IdempotencyKey, SendMessage};
 use gift_core::ports::{Env, Queue, SendCommand, Store};
@@ -35,6 +35,8 @@ pub struct ServeArgs {
     pub service: ServiceArgs,
     #[command(flatten)]
     worker: WorkerArgs,
+    #[command(flatten)]
+    outbox: OutboxArgs,
 }
 
 pub async fn serve_pipeline(args: ServeArgs) -> Result<(), String> {
@@ -45,10 +47,11 @@ pub async fn serve_pipeline(args: ServeArgs) -> Result<(), String> {
     let queue = Arc::new(MemoryQueue::new(QueueSettings::default()));
     let api = wiring::deps(api_store, queue.clone(), 0.0);
     let worker = wiring::deps(worker_store, queue, args.worker.send_failure_rate);
-    let relay = gift_core::relay::run_relay(worker.clone(), args.worker.relay_config()?, |_| {}, shutdown_signal());
+    let relay =
+        gift_core::relay::run_relay(worker.clone(), args.worker.relay_config(&args.outbox)?, |_| {}, shutdown_signal());
     tokio::spawn(relay);
     tokio::spawn(gift_core::worker::run_worker(worker, args.worker.worker_config(), |_| {}, shutdown_signal()));
-    let router = serve::with_transport(gift_core::http::router(api, args.http.api_config()), &args.http);
+    let router = serve::with_transport(gift_core::http::router(api, args.http.api_config(&args.outbox)), &args.http);
     let addr = SocketAddr::new(args.host, args.http.port);
     serve::serve(router, addr, shutdown_signal()).await.map_err(|e| format!("cannot serve on {addr}: {e}"))
 }

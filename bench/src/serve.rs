@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use gift_bins::config::{DbArgs, HttpArgs};
+use gift_bins::config::{DbArgs, HttpArgs, OutboxArgs};
 use gift_bins::{serve, shutdown_signal, telemetry, wiring};
 use gift_runtime::memory::{MemoryQueue, QueueSettings};
 
@@ -23,6 +23,8 @@ pub struct Args {
     #[command(flatten)]
     http: HttpArgs,
     #[command(flatten)]
+    outbox: OutboxArgs,
+    #[command(flatten)]
     pub service: ServiceArgs,
 }
 
@@ -31,7 +33,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     let store = wiring::postgres_store(&args.service.db, "gift-bench").await?;
     let queue = Arc::new(MemoryQueue::new(QueueSettings::default()));
     let deps = wiring::deps(store, queue, 0.0);
-    let router = serve::with_transport(gift_core::http::router(deps, args.http.api_config()), &args.http);
+    let router = serve::with_transport(gift_core::http::router(deps, args.http.api_config(&args.outbox)), &args.http);
     let addr = SocketAddr::new(args.host, args.http.port);
     serve::serve(router, addr, shutdown_signal()).await.map_err(|e| format!("cannot serve on {addr}: {e}"))
 }

@@ -68,9 +68,9 @@ pub async fn sample(store: Arc<dyn Gauged>, prometheus: Option<PrometheusHandle>
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        match store.gauges().await {
+        let now = chrono::Utc::now();
+        match store.gauges(now).await {
             Ok(g) => {
-                let now = chrono::Utc::now();
                 let age = g.outbox_oldest_due.map_or(0.0, |due| (now - due).to_std().unwrap_or_default().as_secs_f64());
                 gift_core::metrics::outbox(g.outbox_depth, age);
                 gift_core::metrics::pool(g.pool.size, g.pool.in_use, g.pool.waiting);

@@ -29,8 +29,10 @@ pub const WORKER_OUTCOMES: &str = "gift.worker.outcomes";
 pub const ACCEPT_TO_SENT: &str = "gift.accept_to_sent";
 pub const RELAY_PUBLISHED: &str = "gift.relay.published";
 pub const RELAY_PUBLISH_FAILURES: &str = "gift.relay.publish_failures";
+/// Messages the relay published again because their gift outlived the stale deadline
+/// still QUEUED (the message presumed lost).
 pub const RELAY_REARMED: &str = "gift.relay.rearmed";
-/// Outbox rows waiting, and the age of the oldest (0 when empty).
+/// Outbox rows due, and how long the oldest has been due (0 when none is).
 pub const OUTBOX_DEPTH: &str = "gift.outbox.depth";
 pub const OUTBOX_OLDEST_AGE: &str = "gift.outbox.oldest_age";
 /// The database pool: connections open, in use, and callers waiting for one.
@@ -170,10 +172,10 @@ pub fn accept_to_sent(seconds: f64) {
     histogram!(ACCEPT_TO_SENT).record(seconds);
 }
 
-pub fn relay_pass(published: u32, publish_failed: u32, rearmed: u32) {
+pub fn relay_pass(published: u32, publish_failed: u32, stale: u32) {
     counter!(RELAY_PUBLISHED).increment(u64::from(published));
     counter!(RELAY_PUBLISH_FAILURES).increment(u64::from(publish_failed));
-    counter!(RELAY_REARMED).increment(u64::from(rearmed));
+    counter!(RELAY_REARMED).increment(u64::from(stale));
 }
 
 pub fn outbox(depth: u64, oldest_age_seconds: f64) {

@@ -53,13 +53,18 @@ pub enum SendDecision {
     NotFound,
 }
 
-/// A send waiting in the outbox for its queue message to be published.
+/// The outbox row of a QUEUED gift: its queue message is still to be published, or was
+/// published and is due again at the stale deadline in case the message was lost. The row
+/// lives from the send that queues the gift to the update that settles it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OutboxEntry {
     pub gift_id: GiftId,
     pub request_id: IdempotencyKey,
-    /// The accepting request's trace; none for a row the stale sweep re-armed.
+    /// The accepting request's trace.
     pub trace: Option<TraceParent>,
+    /// The row's message was published before: the gift outlived its stale deadline still
+    /// QUEUED, so that message is presumed lost. Only a claim sets it.
+    pub stale: bool,
 }
 
 /// Persistent state: gifts, send requests, and the outbox. Every method is atomic.
@@ -85,7 +90,8 @@ pub trait Store: Send + Sync + 'static {
     /// the send request and the outbox row, set QUEUED — all or nothing.
     async fn request_send(&self, cmd: &SendCommand) -> Result<SendDecision, StoreError>;
 
-    /// `QUEUED → SENT` if still QUEUED; `Ok(false)` means someone else finished it first.
+    /// `QUEUED → SENT` if still QUEUED, removing the gift's outbox row in the same step;
+    /// `Ok(false)` means someone else finished it first.
     async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError>;
 
     /// [`Store::mark_sent`] for each of `ids`, answered in the order asked; an id listed
@@ -102,7 +108,8 @@ pub trait Store: Send + Sync + 'static {
         Ok(won)
     }
 
-    /// `QUEUED → FAILED` with `last_error` if still QUEUED.
+    /// `QUEUED → FAILED` with `last_error` if still QUEUED, removing the gift's outbox row in
+    /// the same step.
     async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError>;
 
     /// Claims up to `limit` outbox rows due at `now` (`available_at <= now`, and no claim
@@ -112,16 +119,14 @@ pub trait Store: Send + Sync + 'static {
     /// holds nothing.
     async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError>;
 
-    /// Removes the outbox row once its message is known to be on the queue. A store may
-    /// return before the row is gone (PostgreSQL batches removals off the request's path);
-    /// until it is, the relay may publish the row again after its grace period, a duplicate
-    /// the worker ignores — as after a removal that fails.
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
-
-    /// The backstop for messages lost after they left the outbox: QUEUED gifts last touched
-    /// before `stale_before` and without an outbox row get one again (and `updated_at = now`).
-    /// Returns how many were re-armed.
-    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError>;
+    /// Records that the row's message is on the queue, which ends any claim on the row: the
+    /// row stays while its gift is QUEUED, due again at `due_again` (the stale deadline), when a gift still QUEUED is
+    /// presumed to have lost its message and the relay publishes it again. A row already gone
+    /// (the gift settled) is not an error. A store may return before the row has moved
+    /// (PostgreSQL batches these writes off the request's path); until it has, the relay may
+    /// publish the row again after its grace period, a duplicate the worker ignores, as after
+    /// a write that fails.
+    async fn outbox_published(&self, entry: &OutboxEntry, due_again: Timestamp) -> Result<(), StoreError>;
 
     /// Cheap round trip for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1,6 +1,7 @@
-//! The outbox relay: publishes sends whose publish after commit failed or never happened,
-//! and re-arms QUEUED gifts whose message was lost after it left the outbox. Both are safe
-//! to repeat because the worker ignores duplicates.
+//! The outbox relay: publishes the due outbox rows. A row is due when the API's publish
+//! after commit failed or never happened (after the grace period), or when a gift stayed
+//! QUEUED past the stale deadline of its last publish, its message presumed lost. Both are
+//! safe to repeat because the worker ignores duplicates.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,9 +24,9 @@ pub struct RelayConfig {
     /// How long a pass's claim on its rows lasts: long enough to publish `batch` rows. A row
     /// left unpublished (the queue failed mid-pass, the worker died) is due again after it.
     pub claim: Duration,
-    /// A QUEUED gift untouched this long, with no outbox row, is assumed to have lost its
-    /// message and is re-armed. Must exceed the worst retry window (5 receives × backoff
-    /// plus visibility timeouts), or healthy retries get duplicate messages.
+    /// A QUEUED gift this long after its message's last publish is assumed to have lost the
+    /// message, which is published again. Must exceed the worst retry window (5 receives ×
+    /// backoff plus visibility timeouts), or healthy retries get duplicate messages.
     pub stale_after: Duration,
 }
 
@@ -43,59 +44,59 @@ impl Default for RelayConfig {
 /// What one relay pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RelayPass {
+    /// Rows published, the stale ones among them.
     pub published: u32,
     pub publish_failed: u32,
-    pub rearmed: u32,
+    /// Rows published again because their gift outlived the stale deadline still QUEUED.
+    pub stale: u32,
 }
 
 impl RelayPass {
-    /// Whether the pass took a whole batch of rows to publish or to re-arm without a publish
-    /// failing: there may be more.
+    /// Whether the pass published a whole batch of rows without a publish failing: there
+    /// may be more.
     pub fn is_full(&self, config: RelayConfig) -> bool {
-        self.publish_failed == 0 && (self.published >= config.batch || self.rearmed >= config.batch)
+        self.publish_failed == 0 && self.published >= config.batch
     }
 }
 
-/// One pass: publish due outbox rows (removing each once published), then re-arm stale
-/// QUEUED gifts so the next pass publishes them. The re-arm runs even when the outbox
-/// part failed: a store that cannot list the outbox may still re-arm, and a pass that
-/// skipped it would leave lost messages lost for as long as the outbox keeps failing.
+/// The time `after` from `now`, or the end of time when it is too long to add.
+pub fn deadline(now: Timestamp, after: Duration) -> Timestamp {
+    chrono::Duration::from_std(after)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
+/// One pass: publish the due outbox rows, each then due again at the stale deadline.
 pub async fn relay_once(deps: &Deps, config: RelayConfig) -> Result<RelayPass, AppError> {
     let now = deps.env.now();
     let mut pass = RelayPass::default();
     let published = publish_due(deps, config, now, &mut pass).await;
-    // A stale_after too long to subtract means nothing is ever stale.
-    let stale_before = chrono::Duration::from_std(config.stale_after).ok().and_then(|d| now.checked_sub_signed(d));
-    let rearmed = match stale_before {
-        Some(before) => deps.store.rearm_stale(before, now, config.batch).await,
-        None => Ok(0),
-    };
-    if let Ok(n) = rearmed {
-        pass.rearmed = n;
-        if n > 0 {
-            tracing::warn!(count = n, error_code = "STALE_QUEUED", "re-armed QUEUED gifts whose message was lost");
-        }
+    if pass.stale > 0 {
+        tracing::warn!(
+            count = pass.stale,
+            error_code = "STALE_QUEUED",
+            "published again the messages of QUEUED gifts past their stale deadline"
+        );
     }
-    metrics::relay_pass(pass.published, pass.publish_failed, pass.rearmed);
+    metrics::relay_pass(pass.published, pass.publish_failed, pass.stale);
     published?;
-    rearmed?;
     Ok(pass)
 }
 
 async fn publish_due(deps: &Deps, config: RelayConfig, now: Timestamp, pass: &mut RelayPass) -> Result<(), AppError> {
-    // A claim too long to add lasts as long as time does.
-    let until = chrono::Duration::from_std(config.claim)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    let until = deadline(now, config.claim);
     for entry in deps.store.outbox_claim(now, until, config.batch).await? {
         let message = SendMessage { gift_id: entry.gift_id, request_id: entry.request_id.clone() };
         match deps.queue.publish(&message, entry.trace.as_ref()).await {
             Ok(message_id) => {
                 pass.published += 1;
+                pass.stale += u32::from(entry.stale);
                 let trace_id = entry.trace.map(|t| tracing::field::display(crate::trace::Hex32(t.trace_id())));
-                tracing::info!(gift_id = %entry.gift_id, request_id = %entry.request_id, message_id = %message_id.0, trace_id, event = "RELAYED", "outbox message published");
-                deps.store.outbox_remove(&entry).await?;
+                tracing::info!(gift_id = %entry.gift_id, request_id = %entry.request_id, message_id = %message_id.0, trace_id, stale = entry.stale, event = "RELAYED", "outbox message published");
+                // The stale deadline counts from this publish, whose time is read after it.
+                let due_again = deadline(deps.env.now(), config.stale_after);
+                deps.store.outbox_published(&entry, due_again).await?;
             }
             Err(e) => {
                 pass.publish_failed += 1;

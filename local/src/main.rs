@@ -18,7 +18,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: LocalConfig) -> Result<(), String> {
-    let relay_config = config.worker.relay_config()?;
+    let relay_config = config.worker.relay_config(&config.outbox)?;
     let queue_settings = QueueSettings {
         visibility_timeout: Duration::from_secs(config.worker.visibility_timeout_seconds),
         max_receives: config.worker.max_receives,
@@ -46,7 +46,8 @@ async fn run(config: LocalConfig) -> Result<(), String> {
         let _ = stop_tx.send(true);
     });
 
-    let router = gift_core::http::router(deps, config.http.api_config()).merge(gift_bins::metrics::route(metrics));
+    let router =
+        gift_core::http::router(deps, config.http.api_config(&config.outbox)).merge(gift_bins::metrics::route(metrics));
     let router = serve::with_transport(router, &config.http);
     let addr = SocketAddr::new(config.host, config.http.port);
     serve::serve(router, addr, stopped()).await.map_err(|e| format!("cannot serve on {addr} (PORT/HOST): {e}"))?;

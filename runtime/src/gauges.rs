@@ -12,9 +12,11 @@ pub const OUTBOX_COUNT_CAP: i64 = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoreGauges {
-    /// Outbox rows, up to [`OUTBOX_COUNT_CAP`].
+    /// Outbox rows due (their message to publish, or presumed lost), up to
+    /// [`OUTBOX_COUNT_CAP`]. The rows of QUEUED gifts whose message is on the queue are not
+    /// due until their stale deadline and are not counted.
     pub outbox_depth: u64,
-    /// The earliest `available_at` in the outbox: how long the oldest row has been due.
+    /// The earliest `available_at` of a due row: how long the oldest has been due.
     pub outbox_oldest_due: Option<Timestamp>,
     pub pool: PoolGauges,
 }
@@ -31,5 +33,6 @@ pub struct PoolGauges {
 
 #[async_trait]
 pub trait Gauged: Send + Sync + 'static {
-    async fn gauges(&self) -> Result<StoreGauges, StoreError>;
+    /// The gauges as of `now`.
+    async fn gauges(&self, now: Timestamp) -> Result<StoreGauges, StoreError>;
 }

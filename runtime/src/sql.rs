@@ -66,6 +66,7 @@ pub(crate) const SQLITE_MIGRATIONS: &[MigrationFile] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "outbox trace", include_str!("../migrations/sqlite/0002_outbox_trace.sql")),
     (3, "outbox claim", include_str!("../migrations/sqlite/0003_outbox_claim.sql")),
+    (4, "outbox until final", include_str!("../migrations/sqlite/0004_outbox_until_final.sql")),
 ];
 
 #[cfg(feature = "postgres")]
@@ -73,6 +74,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[MigrationFile] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "outbox trace", include_str!("../migrations/postgres/0002_outbox_trace.sql")),
     (3, "outbox claim", include_str!("../migrations/postgres/0003_outbox_claim.sql")),
+    (4, "outbox until final", include_str!("../migrations/postgres/0004_outbox_until_final.sql")),
 ];
 
 pub(crate) fn migrator(files: &[MigrationFile]) -> sqlx::migrate::Migrator {

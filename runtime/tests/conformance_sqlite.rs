@@ -28,6 +28,12 @@ async fn sqlite_store_conforms() {
 }
 
 #[tokio::test]
+async fn sqlite_gauges_count_the_due_rows_only() {
+    let (s, _) = gift_runtime::sqlite::open(&temp_db(), SETTINGS).await.unwrap();
+    store::gauges_count_the_due_rows_only(&*s, &*s).await;
+}
+
+#[tokio::test]
 async fn sqlite_queue_conforms() {
     queue::run_all(|| async {
         let (_, q) = gift_runtime::sqlite::open(&temp_db(), SETTINGS).await.unwrap();

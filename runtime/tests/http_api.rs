@@ -112,7 +112,14 @@ async fn send_queues_replays_identically_and_conflicts_on_another_key() {
     let msgs = app.queue.receive(10, std::time::Duration::ZERO).await.unwrap();
     assert_eq!(msgs.len(), 1);
     assert_eq!(serde_json::from_str::<Value>(&msgs[0].body).unwrap(), json!({"gift_id": id, "request_id": "key-1"}));
-    assert_eq!(app.store.outbox_len(), 0, "a published send leaves no outbox row");
+    // The row stays, due only at the stale deadline in case the message is lost.
+    let rows = app.store.outbox_of(GiftId::parse(&id).unwrap());
+    let soonest = gift_core::ports::Env::now(&SystemEnv)
+        + chrono::Duration::seconds(gift_core::defaults::STALE_QUEUED_SECONDS as i64 - 60);
+    assert!(
+        matches!(&rows[..], [(key, due)] if key.as_str() == "key-1" && *due > soonest),
+        "a published send's outbox row waits for the stale deadline: {rows:?}"
+    );
     let (_, got, _) = call(&app.router, "GET", &format!("/gifts/{id}"), None, "").await;
     assert_eq!(got["status"], "QUEUED");
 }
@@ -223,10 +230,7 @@ impl Store for DownStore {
     async fn outbox_claim(&self, _: Timestamp, _: Timestamp, _: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
-    async fn outbox_remove(&self, _: &OutboxEntry) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("connection refused".into()))
-    }
-    async fn rearm_stale(&self, _: Timestamp, _: Timestamp, _: u32) -> Result<u32, StoreError> {
+    async fn outbox_published(&self, _: &OutboxEntry, _: Timestamp) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
     async fn ping(&self) -> Result<(), StoreError> {

@@ -187,12 +187,9 @@ pub enum StoreCall {
     OutboxClaim {
         entries: usize,
     },
-    OutboxRemove {
+    OutboxPublished {
         gift: GiftId,
         key: String,
-    },
-    Rearm {
-        count: u32,
     },
 }
 
@@ -254,8 +251,9 @@ impl fmt::Display for StoreCall {
             }
             StoreCall::MarkFailed { gift, applied } => write!(f, "mark_failed {} -> {applied}", gift.short()),
             StoreCall::OutboxClaim { entries } => write!(f, "outbox_claim -> {entries}"),
-            StoreCall::OutboxRemove { gift, key } => write!(f, "outbox_remove {} key={}", gift.short(), key_text(key)),
-            StoreCall::Rearm { count } => write!(f, "rearm_stale -> {count}"),
+            StoreCall::OutboxPublished { gift, key } => {
+                write!(f, "outbox_published {} key={}", gift.short(), key_text(key))
+            }
         }
     }
 }

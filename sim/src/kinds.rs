@@ -136,7 +136,8 @@ named_enum! {
         /// Messages the relay published from the outbox.
         RelayPublished = "relay_published", true;
         DeadLettered = "dead_lettered", true;
-        /// Outbox rows re-armed after `stale_after`.
+        /// Outbox rows claimed again at their stale deadline (published before, the gift
+        /// still QUEUED `stale_after` later).
         StaleRearmed = "stale_rearmed", true;
         /// A worker's read of more gifts than one receive holds: a batch gathered from
         /// receives that came back full (`WorkerConfig::receives_per_batch`).

@@ -67,7 +67,10 @@ async fn scenario(seed: u64, history: History) -> RunResult {
     history.set_world(world.to_string());
     let ctx = Ctx::new(&world, history);
     ctx.record(Event::Phase { phase: Phase::Safety });
-    let settings = Settings { api: ApiConfig { publish_grace: PUBLISH_GRACE, ..ApiConfig::default() }, relay: RELAY };
+    let settings = Settings {
+        api: ApiConfig { publish_grace: PUBLISH_GRACE, stale_after: STALE_AFTER, ..ApiConfig::default() },
+        relay: RELAY,
+    };
     let cluster = Arc::new(Cluster::start(&world, &ctx, settings));
     let clients = spawn_clients(&world, &ctx, cluster.apis());
     let nemesis = Nemesis::start(world.kill_every_ms, &ctx, cluster.clone());

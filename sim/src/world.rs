@@ -170,7 +170,8 @@ impl World {
     }
 
     /// The longest this world may take from healing to quiescence: a message lost just
-    /// before healing is re-armed after `stale_after` and a relay pass; every message then
+    /// before healing is published again `stale_after` after its last publish, at the next
+    /// relay pass; every message then
     /// takes at most its five receives, each a backoff or a visibility timeout apart; plus
     /// one more visibility timeout for a message a killed worker held, and a minute of slack.
     pub fn heal_bound_ms(&self, stale_after: Duration, relay_interval: Duration) -> u64 {

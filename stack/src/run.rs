@@ -184,6 +184,8 @@ impl Wiring {
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("AWS_MAX_ATTEMPTS", "2".into()),
             ("LOG_LEVEL", "info".into()),
+            // The API sets the stale deadline after its publishes, the relays after theirs.
+            ("STALE_QUEUED_SECONDS", STALE_SECONDS.to_string()),
             ("TOKIO_WORKER_THREADS", "1".into()),
         ];
         common.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
@@ -221,7 +223,6 @@ fn worker_nodes(cfg: &Config, wiring: &Wiring) -> Vec<Node> {
                 ("WORKER_WAIT_SECONDS", "1".into()),
                 ("RETRY_BACKOFF_SECONDS", BACKOFF_SECONDS.to_string()),
                 ("VISIBILITY_TIMEOUT_SECONDS", VISIBILITY_SECONDS.to_string()),
-                ("STALE_QUEUED_SECONDS", STALE_SECONDS.to_string()),
                 ("RELAY_INTERVAL_MS", RELAY_INTERVAL_MS.to_string()),
                 ("MAX_RECEIVES", max_receives.to_string()),
                 ("HEARTBEAT_FILE", cfg.dir.join(format!("worker-{i}.heartbeat")).display().to_string()),

@@ -24,7 +24,8 @@ async fn run(config: ApiServiceConfig) -> Result<(), String> {
         Some(tap) => wiring::tapped(&deps, &tap),
         None => deps,
     };
-    let router = serve::with_transport(gift_core::http::router(deps, config.http.api_config()), &config.http);
+    let router =
+        serve::with_transport(gift_core::http::router(deps, config.http.api_config(&config.outbox)), &config.http);
     let addr = SocketAddr::new(config.host, config.http.port);
     serve::serve(router, addr, shutdown_signal()).await.map_err(|e| format!("cannot serve on {addr} (PORT/HOST): {e}"))
 }

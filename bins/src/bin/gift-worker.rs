@@ -20,7 +20,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: WorkerServiceConfig) -> Result<(), String> {
-    let relay_config = config.worker.relay_config()?;
+    let relay_config = config.worker.relay_config(&config.outbox)?;
     if let Some(advice) = config.pool_advice() {
         tracing::warn!(error_code = "CONFIG_POOL_SMALL", error_message = %advice, "the pool is no larger than the batches in hand");
     }

@@ -9,7 +9,7 @@ use clap::Args;
 use gift_core::defaults;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-use super::{HttpArgs, LogArgs, MetricsArgs, RuntimeArgs, TapArgs, WorkerArgs};
+use super::{HttpArgs, LogArgs, MetricsArgs, OutboxArgs, RuntimeArgs, TapArgs, WorkerArgs};
 
 /// `DATABASE_URL`, or the split `DB_*` variables that Terraform sets. URL first.
 #[derive(Debug, Clone, Args)]
@@ -104,6 +104,8 @@ pub struct ApiServiceConfig {
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
+    pub outbox: OutboxArgs,
+    #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]
     pub sqs: SqsArgs,
@@ -129,6 +131,8 @@ pub struct WorkerServiceConfig {
     pub command: Option<WorkerCommand>,
     #[command(flatten)]
     pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub outbox: OutboxArgs,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]

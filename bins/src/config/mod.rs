@@ -111,9 +111,10 @@ pub struct HttpArgs {
 }
 
 impl HttpArgs {
-    pub fn api_config(&self) -> gift_core::http::ApiConfig {
+    pub fn api_config(&self, outbox: &OutboxArgs) -> gift_core::http::ApiConfig {
         gift_core::http::ApiConfig {
             publish_grace: Duration::from_millis(self.publish_grace_ms),
+            stale_after: Duration::from_secs(outbox.stale_queued_seconds),
             max_body_bytes: self.max_body_bytes,
         }
     }
@@ -147,16 +148,23 @@ pub struct WorkerArgs {
     /// Pause between outbox relay passes (milliseconds).
     #[arg(long, env = "RELAY_INTERVAL_MS", default_value_t = defaults::RELAY_INTERVAL_MS)]
     pub relay_interval_ms: u64,
-    /// A QUEUED gift untouched this long is assumed to have lost its message and is
-    /// re-published (seconds). It must exceed the retry window (MAX_RECEIVES × (visibility
-    /// timeout + backoff)) and be at most 7 days.
-    #[arg(long, env = "STALE_QUEUED_SECONDS", default_value_t = defaults::STALE_QUEUED_SECONDS)]
-    pub stale_queued_seconds: u64,
     /// The queue's visibility timeout (seconds): how long a received message stays hidden.
     /// The worker renews it while a pseudo-send runs; `gift-local` configures its embedded
     /// queue with it; on AWS it must equal the SQS queue's setting.
     #[arg(long, env = "VISIBILITY_TIMEOUT_SECONDS", default_value_t = defaults::VISIBILITY_TIMEOUT_SECONDS, value_parser = clap::value_parser!(u64).range(1..=43_200))]
     pub visibility_timeout_seconds: u64,
+}
+
+/// The outbox's stale deadline: the API sets it after its own publish of a send's message,
+/// the worker's relay after each of its publishes.
+#[derive(Debug, Clone, Args)]
+pub struct OutboxArgs {
+    /// A gift still QUEUED this long after its message's last publish is assumed to have lost
+    /// the message, which the relay publishes again (seconds). It must exceed the retry
+    /// window (MAX_RECEIVES × (visibility timeout + backoff)) and be at most 7 days; the
+    /// worker checks both, and the API must be given the worker's value.
+    #[arg(long, env = "STALE_QUEUED_SECONDS", default_value_t = defaults::STALE_QUEUED_SECONDS)]
+    pub stale_queued_seconds: u64,
 }
 
 /// The longest `STALE_QUEUED_SECONDS` accepted.
@@ -180,10 +188,10 @@ impl WorkerArgs {
 
     /// The relay's settings; refuses a `STALE_QUEUED_SECONDS` that would re-arm gifts still
     /// being retried (duplicate messages for healthy sends) or never re-arm at all.
-    pub fn relay_config(&self) -> Result<gift_core::relay::RelayConfig, String> {
+    pub fn relay_config(&self, outbox: &OutboxArgs) -> Result<gift_core::relay::RelayConfig, String> {
         let retry_window =
             u64::from(self.max_receives).saturating_mul(self.visibility_timeout_seconds + self.retry_backoff_seconds);
-        let stale = self.stale_queued_seconds;
+        let stale = outbox.stale_queued_seconds;
         if stale <= retry_window || stale > STALE_QUEUED_MAX_SECONDS {
             return Err(format!(
                 "STALE_QUEUED_SECONDS={stale} must exceed the retry window MAX_RECEIVES × (VISIBILITY_TIMEOUT_SECONDS + RETRY_BACKOFF_SECONDS) = {retry_window} s and be at most {STALE_QUEUED_MAX_SECONDS} s"
@@ -212,6 +220,8 @@ pub struct LocalConfig {
     pub http: HttpArgs,
     #[command(flatten)]
     pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub outbox: OutboxArgs,
     /// The embedded database file (store and queue); created if missing.
     #[arg(long, env = "DATA_FILE", default_value = "gift-data.sqlite")]
     pub data_file: PathBuf,
@@ -256,11 +266,13 @@ mod tests {
     struct WithWorker {
         #[command(flatten)]
         worker: WorkerArgs,
+        #[command(flatten)]
+        outbox: OutboxArgs,
     }
 
     fn relay(args: &[&str]) -> Result<gift_core::relay::RelayConfig, String> {
         let parsed = WithWorker::try_parse_from(std::iter::once("test").chain(args.iter().copied())).unwrap();
-        parsed.worker.relay_config()
+        parsed.worker.relay_config(&parsed.outbox)
     }
 
     #[test]

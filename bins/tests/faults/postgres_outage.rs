@@ -20,10 +20,12 @@ fn postgres_stopped_under_load_fails_fast_and_recovers_without_restart() {
     let Some(pg) = Cluster::start_new("outage", None) else { return };
     let fx = Fixture::new("pgdown", &pg.admin_url(), &sqs, None);
     let acquire_ms = 1000;
-    let (mut api_proc, api) = fx.api(&[("DB_ACQUIRE_TIMEOUT_MS", acquire_ms.to_string())]);
-    // Stale re-arm just above the retry window (5 × (5 s visibility + 1 s backoff)): the
-    // backstop for a message whose last receive fell inside the outage.
-    let mut worker = fx.worker(&[("STALE_QUEUED_SECONDS", "31".into())]);
+    // The stale deadline just above the retry window (5 × (5 s visibility + 1 s backoff)):
+    // the backstop for a message whose last receive fell inside the outage. The API sets it
+    // after its own publishes, the worker's relay after its.
+    let stale = ("STALE_QUEUED_SECONDS", "31".to_owned());
+    let (mut api_proc, api) = fx.api(&[("DB_ACQUIRE_TIMEOUT_MS", acquire_ms.to_string()), stale.clone()]);
+    let mut worker = fx.worker(&[stale]);
     let port = api.base.rsplit(':').next().unwrap().parse().unwrap();
     let load = Load::start(port, 4, Duration::from_millis(100), "pgdown");
     wait_until("some sends before the outage", Duration::from_secs(20), || {

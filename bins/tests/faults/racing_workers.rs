@@ -15,7 +15,7 @@ use crate::support::Proc;
 fn two_workers_and_racing_relays_send_each_gift_at_most_once() {
     let Some((db, sqs)) = services() else { return };
     let fx = Fixture::new("race", &db, &sqs, None);
-    let (_api, api) = fx.api(&[("PUBLISH_GRACE_MS", "0".into())]);
+    let (_api, api) = fx.api(&[("PUBLISH_GRACE_MS", "0".into()), ("STALE_QUEUED_SECONDS", "6".into())]);
     let racing = [
         ("RELAY_INTERVAL_MS", "25".to_owned()),
         ("STALE_QUEUED_SECONDS", "6".to_owned()),

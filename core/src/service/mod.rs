@@ -8,7 +8,7 @@ mod send;
 pub use create::create_gift;
 pub use delivery::{handle_deliveries, BatchTerms, DeliveryOutcome, InFlight, RetryPolicy};
 pub use dispatch::PseudoDispatcher;
-pub use send::{request_send, SendOutcome};
+pub use send::{request_send, OutboxTiming, SendOutcome};
 
 use std::sync::Arc;
 

@@ -15,16 +15,26 @@ pub enum SendOutcome {
     Replayed(SendAccepted),
 }
 
+/// When a send's outbox row is due for the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxTiming {
+    /// After the send, for a message the API did not publish.
+    pub publish_grace: Duration,
+    /// After a publish, for a message presumed lost while its gift stays QUEUED.
+    pub stale_after: Duration,
+}
+
 /// Accepts a send: the transaction queues the gift and writes an outbox row; then the
-/// message is published right away. If that publish fails, or the process dies before it,
-/// the relay publishes the outbox row after `publish_grace` — the client's 202 stands
-/// either way, which is what makes "accepted" mean "will be processed". `trace` (the
-/// request's) goes with the outbox row and the message.
+/// message is published right away and the row made due at the stale deadline. If that
+/// publish fails, or the process dies before it, the relay publishes the outbox row after
+/// `publish_grace` — the client's 202 stands either way, which is what makes "accepted"
+/// mean "will be processed". `trace` (the request's) goes with the outbox row and the
+/// message.
 pub async fn request_send(
     deps: &Deps,
     gift_id: GiftId,
     key: IdempotencyKey,
-    publish_grace: Duration,
+    timing: OutboxTiming,
     trace: Option<TraceParent>,
 ) -> Result<SendOutcome, AppError> {
     let (store, queue) = (&deps.store, &deps.queue);
@@ -33,7 +43,7 @@ pub async fn request_send(
         gift_id,
         key: key.clone(),
         now,
-        outbox_available_at: now + chrono::Duration::from_std(publish_grace).unwrap_or_default(),
+        outbox_available_at: crate::relay::deadline(now, timing.publish_grace),
         trace,
     };
     let accepted = match store.request_send(&cmd).await? {
@@ -59,10 +69,11 @@ pub async fn request_send(
     match queue.publish(&message, trace.as_ref()).await {
         Ok(message_id) => {
             tracing::info!(gift_id = %gift_id, request_id = %key, message_id = %message_id.0, event = "PUBLISHED", "send message published");
-            let entry = OutboxEntry { gift_id, request_id: key.clone(), trace };
-            if let Err(e) = store.outbox_remove(&entry).await {
+            let entry = OutboxEntry { gift_id, request_id: key.clone(), trace, stale: false };
+            let due_again = crate::relay::deadline(deps.env.now(), timing.stale_after);
+            if let Err(e) = store.outbox_published(&entry, due_again).await {
                 // Harmless: the relay will publish a duplicate, which the worker ignores.
-                tracing::warn!(gift_id = %gift_id, request_id = %key, error_code = "OUTBOX_REMOVE_FAILED", error_message = %e, "outbox row left for the relay");
+                tracing::warn!(gift_id = %gift_id, request_id = %key, error_code = "OUTBOX_DEFER_FAILED", error_message = %e, "outbox row left due for the relay");
             }
         }
         Err(e) => {

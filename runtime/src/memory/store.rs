@@ -18,10 +18,17 @@ struct State {
     gifts: BTreeMap<GiftId, Gift>,
     codes: BTreeSet<String>,
     send_requests: BTreeSet<(GiftId, IdempotencyKey)>,
-    /// (available_at, gift, key, trace): ordered the way `outbox_due` returns them.
-    outbox: BTreeSet<(Timestamp, GiftId, IdempotencyKey, Option<TraceParent>)>,
-    /// The relay's claims on outbox rows: until when each is held.
-    claims: BTreeMap<(GiftId, IdempotencyKey), Timestamp>,
+    outbox: BTreeMap<(GiftId, IdempotencyKey), OutboxRow>,
+}
+
+#[derive(Clone)]
+struct OutboxRow {
+    available_at: Timestamp,
+    trace: Option<TraceParent>,
+    /// Whether the row's message was published before.
+    published: bool,
+    /// Until when the relay's claim holds the row.
+    claimed_until: Option<Timestamp>,
 }
 
 impl MemoryStore {
@@ -44,12 +51,14 @@ impl MemoryStore {
         self.lock().gifts.get(&id).cloned()
     }
 
-    /// Outbox rows still waiting, for checkers and tests.
-    pub fn outbox_len(&self) -> usize {
-        self.lock().outbox.len()
+    /// The outbox rows of `id`, each with when it is due, for checkers and tests.
+    pub fn outbox_of(&self, id: GiftId) -> Vec<(IdempotencyKey, Timestamp)> {
+        let st = self.lock();
+        st.outbox.iter().filter(|((g, _), _)| *g == id).map(|((_, k), row)| (k.clone(), row.available_at)).collect()
     }
 
-    /// The conditional update of the worker: only a QUEUED gift moves.
+    /// The conditional update of the worker: only a QUEUED gift moves, and its outbox row
+    /// goes with the move.
     fn set_status(&self, id: GiftId, to: Status, error: Option<&str>, now: Timestamp) -> bool {
         let mut st = self.lock();
         let Some(g) = st.gifts.get_mut(&id) else { return false };
@@ -61,6 +70,7 @@ impl MemoryStore {
         if let Some(e) = error {
             g.last_error = Some(e.to_owned());
         }
+        st.outbox.retain(|(g, _), _| *g != id);
         true
     }
 }
@@ -97,7 +107,13 @@ impl Store for MemoryStore {
             return Ok(SendDecision::Conflict(status));
         }
         st.send_requests.insert((cmd.gift_id, cmd.key.clone()));
-        st.outbox.insert((cmd.outbox_available_at, cmd.gift_id, cmd.key.clone(), cmd.trace));
+        let row = OutboxRow {
+            available_at: cmd.outbox_available_at,
+            trace: cmd.trace,
+            published: false,
+            claimed_until: None,
+        };
+        st.outbox.insert((cmd.gift_id, cmd.key.clone()), row);
         let g = st.gifts.get_mut(&cmd.gift_id).expect("checked above");
         g.status = Status::Queued;
         g.updated_at = cmd.now;
@@ -114,50 +130,31 @@ impl Store for MemoryStore {
 
     async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut st = self.lock();
-        let st = &mut *st;
-        let claimed: Vec<OutboxEntry> = st
+        let mut due: Vec<(Timestamp, &(GiftId, IdempotencyKey))> = st
             .outbox
             .iter()
-            .take_while(|(at, _, _, _)| *at <= now)
-            .filter(|(_, g, k, _)| st.claims.get(&(*g, k.clone())).is_none_or(|c| *c <= now))
-            .take(limit as usize)
-            .map(|(_, gift_id, key, trace)| OutboxEntry { gift_id: *gift_id, request_id: key.clone(), trace: *trace })
+            .filter(|(_, row)| row.available_at <= now && row.claimed_until.is_none_or(|c| c <= now))
+            .map(|(at, row)| (row.available_at, at))
             .collect();
-        for entry in &claimed {
-            st.claims.insert((entry.gift_id, entry.request_id.clone()), until);
+        due.sort();
+        let taken: Vec<(GiftId, IdempotencyKey)> =
+            due.into_iter().take(limit as usize).map(|(_, at)| at.clone()).collect();
+        let mut claimed = Vec::with_capacity(taken.len());
+        for (gift_id, request_id) in taken {
+            let row = st.outbox.get_mut(&(gift_id, request_id.clone())).expect("listed above");
+            row.claimed_until = Some(until);
+            claimed.push(OutboxEntry { gift_id, request_id, trace: row.trace, stale: row.published });
         }
         Ok(claimed)
     }
 
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        let mut st = self.lock();
-        st.outbox.retain(|(_, g, k, _)| !(*g == entry.gift_id && *k == entry.request_id));
-        st.claims.remove(&(entry.gift_id, entry.request_id.clone()));
-        Ok(())
-    }
-
-    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
-        let mut st = self.lock();
-        let armed: BTreeSet<GiftId> = st.outbox.iter().map(|(_, g, _, _)| *g).collect();
-        let stale: Vec<GiftId> = st
-            .gifts
-            .values()
-            .filter(|g| g.status == Status::Queued && g.updated_at < stale_before && !armed.contains(&g.id))
-            .map(|g| g.id)
-            .take(limit as usize)
-            .collect();
-        for id in &stale {
-            // The gift's accepted key: a QUEUED gift has exactly one send request.
-            let key = st
-                .send_requests
-                .range((*id, IdempotencyKey::parse("!").expect("valid"))..)
-                .find(|(g, _)| g == id)
-                .map(|(_, k)| k.clone())
-                .ok_or_else(|| StoreError::Other(format!("QUEUED gift {id} has no send request")))?;
-            st.outbox.insert((now, *id, key, None));
-            st.gifts.get_mut(id).expect("listed above").updated_at = now;
+    async fn outbox_published(&self, entry: &OutboxEntry, due_again: Timestamp) -> Result<(), StoreError> {
+        if let Some(row) = self.lock().outbox.get_mut(&(entry.gift_id, entry.request_id.clone())) {
+            row.available_at = due_again;
+            row.published = true;
+            row.claimed_until = None;
         }
-        Ok(stale.len() as u32)
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -71,7 +71,7 @@ async fn claim_once(
                       ORDER BY available_at, gift_id, request_id LIMIT $3 FOR UPDATE) \
          UPDATE outbox o SET claimed_until = $2 FROM due \
          WHERE o.gift_id = due.gift_id AND o.request_id = due.request_id \
-         RETURNING o.gift_id, o.request_id, o.traceparent, due.available_at",
+         RETURNING o.gift_id, o.request_id, o.traceparent, o.publishes, due.available_at",
     )
     .bind(now)
     .bind(until)

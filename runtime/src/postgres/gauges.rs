@@ -11,17 +11,18 @@ use crate::sql::store_error;
 
 #[async_trait]
 impl Gauged for PgStore {
-    async fn gauges(&self) -> Result<StoreGauges, StoreError> {
+    async fn gauges(&self, now: Timestamp) -> Result<StoreGauges, StoreError> {
         let pool = self.pool.status();
         let row = self
             .pool
-            .run(|c| {
+            .run(move |c| {
                 Box::pin(async move {
                     sqlx::query(
-                        "SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) capped) AS depth, \
+                        "SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE available_at <= $2 LIMIT $1) capped) AS depth, \
                          (SELECT min(available_at) FROM outbox) AS oldest",
                     )
                     .bind(OUTBOX_COUNT_CAP)
+                    .bind(now)
                     .fetch_one(c)
                     .await
                 })
@@ -30,6 +31,7 @@ impl Gauged for PgStore {
             .map_err(store_error)?;
         let depth: i64 = row.try_get("depth").map_err(store_error)?;
         let oldest: Option<Timestamp> = row.try_get("oldest").map_err(store_error)?;
-        Ok(StoreGauges { outbox_depth: depth.unsigned_abs(), outbox_oldest_due: oldest, pool })
+        let oldest_due = oldest.filter(|at| *at <= now);
+        Ok(StoreGauges { outbox_depth: depth.unsigned_abs(), outbox_oldest_due: oldest_due, pool })
     }
 }

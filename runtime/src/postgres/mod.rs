@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::sql::store_error;
 use inserts::InsertGifts;
-use outbox::OutboxReaper;
+use outbox::OutboxDeferrals;
 use pool::Pool;
 use sends::RequestSends;
 use shared::Shared;
@@ -57,11 +57,7 @@ impl Default for PoolSettings {
 /// while the table grows to millions of rows, read whole on every call, until the next
 /// analyze (on the benchmark's empty database, 14,000 rows per create+send, and a third of
 /// the rate). With these, the plan is an index lookup at every size; the statements have no
-/// other plan they need (a test in tests/conformance_postgres.rs holds them to it). The
-/// worker's conditional updates compare `status = 'QUEUED' COLLATE "C"`: the same rows
-/// (equality is byte equality in any deterministic collation), but a predicate that no longer
-/// implies the partial index `gifts_queued_by_updated_at`, which the planner would otherwise
-/// read whole, every QUEUED gift of a backlog, when tiny-table statistics say few are QUEUED.
+/// other plan they need (a test in tests/conformance_postgres.rs holds them to it).
 const KEY_LOOKUP_PLANS: [(&str, &str); 3] =
     [("enable_seqscan", "off"), ("enable_hashjoin", "off"), ("enable_mergejoin", "off")];
 
@@ -69,7 +65,7 @@ pub struct PgStore {
     pool: Pool,
     inserts: Shared<InsertGifts>,
     sends: Shared<RequestSends>,
-    outbox: OutboxReaper,
+    outbox: OutboxDeferrals,
 }
 
 impl PgStore {
@@ -83,7 +79,7 @@ impl PgStore {
         Self {
             inserts: Shared::new(pool.clone()),
             sends: Shared::new(pool.clone()),
-            outbox: OutboxReaper::new(pool.clone()),
+            outbox: OutboxDeferrals::new(pool.clone()),
             pool,
         }
     }
@@ -97,7 +93,8 @@ impl PgStore {
 }
 
 impl PgStore {
-    /// QUEUED → `status`, conditionally: false when the gift was no longer QUEUED.
+    /// QUEUED → `status` and the gift's outbox row deleted, conditionally: false when the
+    /// gift was no longer QUEUED.
     async fn settle_queued(
         &self,
         id: GiftId,
@@ -108,20 +105,22 @@ impl PgStore {
         self.pool
             .run(move |c| {
                 Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE gifts SET status = $2, last_error = COALESCE($3, last_error), updated_at = $4 \
-                         WHERE id = $1 AND status = 'QUEUED' COLLATE \"C\"",
+                    sqlx::query_scalar(
+                        "WITH settled AS (UPDATE gifts SET status = $2, last_error = COALESCE($3, last_error), updated_at = $4 \
+                                          WHERE id = $1 AND status = 'QUEUED' COLLATE \"C\" RETURNING id), \
+                         gone AS (DELETE FROM outbox o USING settled WHERE o.gift_id = settled.id) \
+                         SELECT count(*) FROM settled",
                     )
                     .bind(id.as_uuid())
                     .bind(status.as_str())
                     .bind(error)
                     .bind(now)
-                    .execute(c)
+                    .fetch_one(c)
                     .await
                 })
             })
             .await
-            .map(|done| done.rows_affected() == 1)
+            .map(|settled: i64| settled == 1)
             .map_err(store_error)
     }
 }
@@ -198,14 +197,16 @@ impl Store for PgStore {
             .run(move |c| {
                 Box::pin(async move {
                     // One statement, one commit for the batch; each row is still updated only
-                    // if QUEUED, and RETURNING says which were. The rows are locked in id
-                    // order first, the order a batch of sends locks them in, so the two wait
-                    // for each other instead of deadlocking.
+                    // if QUEUED, and RETURNING says which were, whose outbox rows go. The rows
+                    // are locked in id order first, the order a batch of sends locks them in,
+                    // so the two wait for each other instead of deadlocking.
                     sqlx::query_scalar(
                         "WITH locked AS (SELECT id FROM gifts WHERE id = ANY($1) AND status = 'QUEUED' COLLATE \"C\" \
-                                         ORDER BY id FOR UPDATE) \
-                         UPDATE gifts g SET status = 'SENT', updated_at = $2 FROM locked \
-                         WHERE g.id = locked.id AND g.status = 'QUEUED' COLLATE \"C\" RETURNING g.id",
+                                         ORDER BY id FOR UPDATE), \
+                         sent AS (UPDATE gifts g SET status = 'SENT', updated_at = $2 FROM locked \
+                                  WHERE g.id = locked.id AND g.status = 'QUEUED' COLLATE \"C\" RETURNING g.id), \
+                         gone AS (DELETE FROM outbox o USING sent WHERE o.gift_id = sent.id) \
+                         SELECT id FROM sent",
                     )
                     .bind(wanted)
                     .bind(now)
@@ -244,37 +245,8 @@ impl Store for PgStore {
         claims::claim(&self.pool, now, until, limit).await
     }
 
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.outbox.remove(entry.clone())
-    }
-
-    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
-        // SKIP LOCKED: several relays may sweep at once without waiting on each other or
-        // on a send that holds a row.
-        self.pool
-            .run(move |c| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "WITH stale AS ( \
-                             SELECT g.id FROM gifts g \
-                             WHERE g.status = 'QUEUED' AND g.updated_at < $1 \
-                               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.gift_id = g.id) \
-                             ORDER BY g.updated_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
-                         touched AS (UPDATE gifts g SET updated_at = $2 FROM stale WHERE g.id = stale.id RETURNING g.id) \
-                         INSERT INTO outbox (gift_id, request_id, available_at) \
-                         SELECT s.gift_id, s.request_id, $2 FROM send_requests s JOIN touched t ON s.gift_id = t.id \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(stale_before)
-                    .bind(now)
-                    .bind(i64::from(limit))
-                    .execute(c)
-                    .await
-                })
-            })
-            .await
-            .map(|done| done.rows_affected() as u32)
-            .map_err(store_error)
+    async fn outbox_published(&self, entry: &OutboxEntry, due_again: Timestamp) -> Result<(), StoreError> {
+        self.outbox.published(entry.clone(), due_again)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -292,6 +264,7 @@ fn outbox_from_row(row: &PgRow) -> Result<OutboxEntry, StoreError> {
         gift_id: GiftId::from(row.try_get::<Uuid, _>("gift_id").map_err(store_error)?),
         request_id: IdempotencyKey::parse(&key).map_err(|e| StoreError::Other(e.0))?,
         trace: trace_of(row.try_get("traceparent").map_err(store_error)?),
+        stale: row.try_get::<i32, _>("publishes").map_err(store_error)? > 0,
     })
 }
 

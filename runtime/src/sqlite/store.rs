@@ -46,6 +46,42 @@ fn gift_from_row(row: &SqliteRow) -> Result<Gift, StoreError> {
     })
 }
 
+impl SqliteStore {
+    /// QUEUED → `status` and the gift's outbox row deleted, in one transaction; false when
+    /// the gift was no longer QUEUED.
+    async fn settle_queued(
+        &self,
+        id: GiftId,
+        status: Status,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let done = sqlx::query(
+            "UPDATE gifts SET status = ?, last_error = COALESCE(?, last_error), updated_at = ? \
+             WHERE id = ? AND status = 'QUEUED'",
+        )
+        .bind(status.as_str())
+        .bind(error)
+        .bind(micros(now))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let moved = done.rows_affected() == 1;
+        if moved {
+            sqlx::query("DELETE FROM outbox WHERE gift_id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(moved)
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_gift(&self, gift: &Gift) -> Result<(), StoreError> {
@@ -119,32 +155,17 @@ impl Store for SqliteStore {
     }
 
     async fn mark_sent(&self, id: GiftId, now: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE gifts SET status = 'SENT', updated_at = ? WHERE id = ? AND status = 'QUEUED'")
-            .bind(micros(now))
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(done.rows_affected() == 1)
+        self.settle_queued(id, Status::Sent, None, now).await
     }
 
     async fn mark_failed(&self, id: GiftId, error: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE gifts SET status = 'FAILED', last_error = ?, updated_at = ? WHERE id = ? AND status = 'QUEUED'",
-        )
-        .bind(error)
-        .bind(micros(now))
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(done.rows_affected() == 1)
+        self.settle_queued(id, Status::Failed, Some(error), now).await
     }
 
     async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let rows = sqlx::query(
-            "SELECT gift_id, request_id, traceparent FROM outbox \
+            "SELECT gift_id, request_id, traceparent, publishes FROM outbox \
              WHERE available_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) \
              ORDER BY available_at, gift_id, request_id LIMIT ?",
         )
@@ -173,48 +194,23 @@ impl Store for SqliteStore {
                         .try_get::<Option<String>, _>("traceparent")
                         .map_err(bad_row)?
                         .and_then(|t| TraceParent::parse(&t).ok()),
+                    stale: r.try_get::<i64, _>("publishes").map_err(bad_row)? > 0,
                 })
             })
             .collect()
     }
 
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE gift_id = ? AND request_id = ?")
-            .bind(entry.gift_id.to_string())
-            .bind(entry.request_id.as_str())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
-    }
-
-    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let stale: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM gifts g WHERE status = 'QUEUED' AND updated_at < ? \
-             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.gift_id = g.id) ORDER BY updated_at LIMIT ?",
+    async fn outbox_published(&self, entry: &OutboxEntry, due_again: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET available_at = ?, publishes = publishes + 1, claimed_until = NULL WHERE gift_id = ? AND request_id = ?",
         )
-        .bind(micros(stale_before))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        .bind(micros(due_again))
+        .bind(entry.gift_id.to_string())
+        .bind(entry.request_id.as_str())
+        .execute(&self.pool)
         .await
-        .map_err(store_error)?;
-        for id in &stale {
-            sqlx::query("INSERT OR IGNORE INTO outbox (gift_id, request_id, available_at) SELECT gift_id, request_id, ? FROM send_requests WHERE gift_id = ?")
-                .bind(micros(now))
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-            sqlx::query("UPDATE gifts SET updated_at = ? WHERE id = ?")
-                .bind(micros(now))
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(stale.len() as u32)
+        .map(|_| ())
+        .map_err(store_error)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -84,17 +84,12 @@ impl Store for TappedStore {
         self.inner.outbox_claim(now, until, limit).await
     }
 
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.inner.outbox_remove(entry).await
-    }
-
-    async fn rearm_stale(
+    async fn outbox_published(
         &self,
-        stale_before: gift_core::domain::Timestamp,
-        now: gift_core::domain::Timestamp,
-        limit: u32,
-    ) -> Result<u32, StoreError> {
-        self.inner.rearm_stale(stale_before, now, limit).await
+        entry: &OutboxEntry,
+        due_again: gift_core::domain::Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.outbox_published(entry, due_again).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -139,7 +139,7 @@ fn gifts_of(op: &Op) -> Vec<G> {
         | Op::Get { gift }
         | Op::MarkSent { gift }
         | Op::MarkFailed { gift }
-        | Op::OutboxRemove { gift, .. } => vec![*gift],
+        | Op::OutboxPublished { gift, .. } => vec![*gift],
         Op::GetGifts { gifts } | Op::MarkSentAll { gifts } => gifts.clone(),
         Op::OutboxClaim { .. } => Vec::new(),
     }

@@ -38,11 +38,8 @@ pub trait Wrap: Send + Sync + 'static {
     async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         self.inner().outbox_claim(now, until, limit).await
     }
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.inner().outbox_remove(entry).await
-    }
-    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
-        self.inner().rearm_stale(stale_before, now, limit).await
+    async fn outbox_published(&self, entry: &OutboxEntry, due_again: Timestamp) -> Result<(), StoreError> {
+        self.inner().outbox_published(entry, due_again).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner().ping().await
@@ -85,11 +82,8 @@ impl<W: Wrap> Store for Wrapped<W> {
     async fn outbox_claim(&self, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         self.0.outbox_claim(now, until, limit).await
     }
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.0.outbox_remove(entry).await
-    }
-    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
-        self.0.rearm_stale(stale_before, now, limit).await
+    async fn outbox_published(&self, entry: &OutboxEntry, due_again: Timestamp) -> Result<(), StoreError> {
+        self.0.outbox_published(entry, due_again).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.0.ping().await

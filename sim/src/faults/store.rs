@@ -125,23 +125,17 @@ impl Store for FaultyStore {
         self.before().await?;
         let r = self.inner.outbox_claim(now, until, limit).await;
         let entries = r.as_ref().map_or(0, Vec::len);
+        let stale = r.as_ref().map_or(0, |rows| rows.iter().filter(|e| e.stale).count());
+        self.ctx.history.count_n(Counter::StaleRearmed, stale as u64);
         // A write: the claim may commit and its answer be lost.
         self.answered(StoreCall::OutboxClaim { entries }, true, r)
     }
 
-    async fn outbox_remove(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+    async fn outbox_published(&self, entry: &OutboxEntry, due_again: Timestamp) -> Result<(), StoreError> {
         self.before().await?;
-        let r = self.inner.outbox_remove(entry).await;
-        let call = StoreCall::OutboxRemove { gift: entry.gift_id, key: entry.request_id.to_string() };
+        let r = self.inner.outbox_published(entry, due_again).await;
+        let call = StoreCall::OutboxPublished { gift: entry.gift_id, key: entry.request_id.to_string() };
         self.answered(call, true, r)
-    }
-
-    async fn rearm_stale(&self, stale_before: Timestamp, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
-        self.before().await?;
-        let r = self.inner.rearm_stale(stale_before, now, limit).await;
-        let count = *r.as_ref().unwrap_or(&0);
-        self.ctx.history.count_n(Counter::StaleRearmed, u64::from(count));
-        self.answered(StoreCall::Rearm { count }, true, r)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -41,8 +41,9 @@ async fn call(store: &dyn Store, ids: &[GiftId], op: &Op) -> Result<Answer, Stor
         }
         Op::MarkFailed { gift } => Answer::Won(store.mark_failed(id(gift), "gave up", now).await?),
         Op::OutboxClaim { hold } => outbox_claim(store, ids, *hold, now).await?,
-        Op::OutboxRemove { gift, key } => {
-            store.outbox_remove(&OutboxEntry { gift_id: id(gift), request_id: key.key(), trace: None }).await?;
+        Op::OutboxPublished { gift, key } => {
+            let entry = OutboxEntry { gift_id: id(gift), request_id: key.key(), trace: None, stale: false };
+            store.outbox_published(&entry, past_every_claim(now)).await?;
             Answer::Done
         }
     })
@@ -85,8 +86,8 @@ async fn get_gifts(store: &dyn Store, asked: Vec<GiftId>) -> Result<Answer, Stor
 /// if `hold`, else a peek.
 async fn outbox_claim(store: &dyn Store, ids: &[GiftId], hold: bool, now: Timestamp) -> Result<Answer, StoreError> {
     let mut rows = Vec::new();
-    // Far enough ahead that every row is due; a held claim outlasts the history, a
-    // peek's lapsed before any call of it was made.
+    // Far enough ahead that every row not recorded published is due; a held claim outlasts
+    // the history, a peek's lapsed before any call of it was made.
     let far = now + chrono::Duration::days(3650);
     let until = if hold { far + chrono::Duration::days(1) } else { far - chrono::Duration::days(1) };
     for entry in store.outbox_claim(far, until, OUTBOX_LIMIT).await? {
@@ -99,6 +100,12 @@ async fn outbox_claim(store: &dyn Store, ids: &[GiftId], hold: bool, now: Timest
     }
     rows.sort();
     Ok(Answer::Due(rows))
+}
+
+/// The stale deadline of a row recorded published at `now`: after every claim of the
+/// history, which claims at ten years from its own calls' times.
+fn past_every_claim(now: Timestamp) -> Timestamp {
+    now + chrono::Duration::days(3650 + 30)
 }
 
 /// The status of the gift read for `want`; an answer about another gift is unexpected.

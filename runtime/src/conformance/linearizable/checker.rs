@@ -289,12 +289,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_outbox_removal_may_land_after_it_returns_but_only_once() {
+    fn a_recorded_publish_may_land_after_it_returns_but_only_once() {
         let g = G(0);
         let row = || Ok(Answer::Due(vec![(g, A)]));
         let mut history = vec![
             rec(0, 0, 1, send(g, A), decided(Decision::Queued)),
-            rec(0, 2, 3, Op::OutboxRemove { gift: g, key: A }, Ok(Answer::Done)),
+            rec(0, 2, 3, Op::OutboxPublished { gift: g, key: A }, Ok(Answer::Done)),
             rec(1, 4, 5, Op::OutboxClaim { hold: false }, row()),
             rec(1, 6, 7, Op::OutboxClaim { hold: false }, Ok(Answer::Due(vec![]))),
         ];

@@ -81,7 +81,7 @@ pub enum Op {
     OutboxClaim {
         hold: bool,
     },
-    OutboxRemove {
+    OutboxPublished {
         gift: G,
         key: K,
     },
@@ -116,7 +116,7 @@ impl Op {
             70..78 => Op::MarkFailed { gift: gift(rng) },
             78..84 => Op::OutboxClaim { hold: false },
             84..90 => Op::OutboxClaim { hold: true },
-            _ => Op::OutboxRemove { gift: gift(rng), key: key(rng) },
+            _ => Op::OutboxPublished { gift: gift(rng), key: key(rng) },
         }
     }
 }
@@ -136,7 +136,7 @@ impl fmt::Display for Op {
             Op::MarkFailed { gift } => write!(f, "mark_failed({gift})"),
             Op::OutboxClaim { hold: true } => f.write_str("outbox_claim(hold)"),
             Op::OutboxClaim { hold: false } => f.write_str("outbox_claim(peek)"),
-            Op::OutboxRemove { gift, key } => write!(f, "outbox_remove({gift}, {key})"),
+            Op::OutboxPublished { gift, key } => write!(f, "outbox_published({gift}, {key})"),
         }
     }
 }

@@ -19,10 +19,13 @@ pub struct State {
     /// Outbox rows a held claim took: no later claim answers them (no claim of a history
     /// lapses within it).
     claimed: BTreeSet<(G, K)>,
-    /// Rows whose removal was asked for. A store may remove a row after `outbox_remove`
-    /// returns (PostgreSQL batches removals off the request's path), so until a read misses
-    /// it, each read may see the row or not.
-    removing: BTreeSet<(G, K)>,
+    /// Rows recorded published, past every claim of a history. A store may move a row after
+    /// `outbox_published` returns (PostgreSQL batches those writes off the request's path,
+    /// and skips rows another transaction holds), so until a read misses it, each read may
+    /// see the row due or not.
+    deferring: BTreeSet<(G, K)>,
+    /// Rows whose move a read has seen: no longer due within the history.
+    deferred: BTreeSet<(G, K)>,
 }
 
 impl State {
@@ -36,7 +39,8 @@ impl State {
             accepted: BTreeSet::new(),
             outbox: BTreeSet::new(),
             claimed: BTreeSet::new(),
-            removing: BTreeSet::new(),
+            deferring: BTreeSet::new(),
+            deferred: BTreeSet::new(),
         }
     }
 
@@ -44,11 +48,14 @@ impl State {
         self.statuses[usize::from(gift.0)]
     }
 
-    /// QUEUED → `to`; whether it moved.
+    /// QUEUED → `to`, the gift's outbox rows gone with the move; whether it moved.
     fn settle_queued(&mut self, gift: G, to: Status) -> bool {
         let queued = self.status(gift) == Some(Status::Queued);
         if queued {
             self.statuses[usize::from(gift.0)] = Some(to);
+            for rows in [&mut self.outbox, &mut self.claimed, &mut self.deferring, &mut self.deferred] {
+                rows.retain(|(g, _)| *g != gift);
+            }
         }
         queued
     }
@@ -68,7 +75,8 @@ impl fmt::Display for State {
                 ("key", &self.accepted),
                 ("outbox", &self.outbox),
                 ("claimed", &self.claimed),
-                ("removing", &self.removing),
+                ("deferring", &self.deferring),
+                ("deferred", &self.deferred),
             ];
             for (what, set) in sets {
                 let keys = keys_of(set, gift);
@@ -105,14 +113,20 @@ pub fn step(state: &State, op: &Op) -> (State, Answer) {
         }
         Op::MarkFailed { gift } => Answer::Won(next.settle_queued(gift, Status::Failed)),
         Op::OutboxClaim { hold } => {
-            let rows: Vec<(G, K)> = state.outbox.difference(&state.claimed).copied().collect();
+            let rows: Vec<(G, K)> = state
+                .outbox
+                .iter()
+                .filter(|row| !state.claimed.contains(row) && !state.deferred.contains(row))
+                .copied()
+                .collect();
             if hold {
                 next.claimed.extend(rows.iter().copied());
             }
             Answer::Due(rows)
         }
-        Op::OutboxRemove { gift, key } => {
-            next.removing.insert((gift, key));
+        // The write may land after a send creates the row, so it is pending either way.
+        Op::OutboxPublished { gift, key } => {
+            next.deferring.insert((gift, key));
             Answer::Done
         }
     };
@@ -126,18 +140,17 @@ pub fn apply(state: &State, op: &Op, observed: Option<&Answer>) -> Option<State>
     let (mut next, expected) = step(state, op);
     let Some(observed) = observed else { return Some(next) };
     match (expected, observed) {
-        // A read may miss rows whose removal was asked for: those removals have landed.
+        // A read may miss rows recorded published: those writes have landed.
         (Answer::Due(rows), Answer::Due(seen)) => {
             let ascending = seen.windows(2).all(|w| w[0] < w[1]);
             if !ascending || !seen.iter().all(|row| rows.contains(row)) {
                 return None;
             }
             for row in rows.iter().filter(|row| !seen.contains(row)) {
-                if !next.removing.remove(row) {
+                if !next.deferring.remove(row) {
                     return None;
                 }
-                next.outbox.remove(row);
-                next.claimed.remove(row);
+                next.deferred.insert(*row);
             }
             Some(next)
         }
@@ -223,14 +236,30 @@ mod tests {
     }
 
     #[test]
-    fn a_removed_row_may_linger_until_a_read_misses_it() {
-        let (state, _) = run(&[Op::RequestSend { gift: G(0), key: A }, Op::OutboxRemove { gift: G(0), key: A }]);
+    fn a_published_row_may_stay_due_until_a_read_misses_it() {
+        let (state, _) = run(&[Op::RequestSend { gift: G(0), key: A }, Op::OutboxPublished { gift: G(0), key: A }]);
         let due = |rows: Vec<(G, K)>| Answer::Due(rows);
-        let still = apply(&state, &PEEK, Some(&due(vec![(G(0), A)]))).expect("not removed yet");
-        let gone = apply(&still, &PEEK, Some(&due(vec![]))).expect("removed now");
-        assert_eq!(apply(&gone, &PEEK, Some(&due(vec![(G(0), A)]))), None, "a removed row came back");
+        let still = apply(&state, &PEEK, Some(&due(vec![(G(0), A)]))).expect("not moved yet");
+        let moved = apply(&still, &PEEK, Some(&due(vec![]))).expect("moved now");
+        assert_eq!(apply(&moved, &PEEK, Some(&due(vec![(G(0), A)]))), None, "a moved row came due again");
         let (fresh, _) = run(&[Op::RequestSend { gift: G(0), key: A }]);
         assert_eq!(apply(&fresh, &PEEK, Some(&due(vec![]))), None, "a row vanished unasked");
+        // Recorded before the send made the row, the write may still land after it.
+        let (early, _) = run(&[Op::OutboxPublished { gift: G(0), key: A }, Op::RequestSend { gift: G(0), key: A }]);
+        assert!(apply(&early, &PEEK, Some(&due(vec![]))).is_some(), "a write that landed late");
+    }
+
+    #[test]
+    fn a_gift_settles_with_its_outbox_row() {
+        let due = |rows: Vec<(G, K)>| Answer::Due(rows);
+        for settle in
+            [Op::MarkSent { gift: G(0) }, Op::MarkFailed { gift: G(0) }, Op::MarkSentAll { gifts: vec![G(0)] }]
+        {
+            let (state, _) = run(&[Op::RequestSend { gift: G(0), key: A }, HOLD, settle.clone()]);
+            assert_eq!(apply(&state, &PEEK, Some(&due(vec![(G(0), A)]))), None, "{settle}: the row outlived the gift");
+        }
+        let (lost, _) = run(&[Op::RequestSend { gift: G(0), key: A }, Op::MarkSent { gift: G(1) }]);
+        assert!(apply(&lost, &PEEK, Some(&due(vec![(G(0), A)]))).is_some(), "a lost race took another gift's row");
     }
 
     const PEEK: Op = Op::OutboxClaim { hold: false };

@@ -43,22 +43,40 @@ pub(super) async fn status_of(store: &dyn Store, gift: &Gift) -> Status {
     store.get_gift(gift.id).await.unwrap().expect("gift exists").status
 }
 
-/// The gift's rows due at `now`, read by a claim that holds nothing.
-pub(super) async fn due_for(store: &dyn Store, gift: &Gift, now: Timestamp) -> Vec<OutboxEntry> {
-    let due = store.outbox_claim(now, now, 10_000).await.unwrap();
-    due.into_iter().filter(|e| e.gift_id == gift.id).collect()
+/// The rows due at `now`, read by a claim that holds nothing: it lapsed a day before, so a
+/// later read at an earlier time (tests read at times of their choosing) is not held off.
+pub(super) async fn peek(store: &dyn Store, now: Timestamp) -> Vec<OutboxEntry> {
+    try_peek(store, now).await.unwrap()
 }
 
-/// Removes `entry` and waits for its row to be gone: a store may finish a removal after
-/// `outbox_remove` returns, but within moments, not never.
-pub(super) async fn remove_and_settle(store: &dyn Store, entry: &OutboxEntry) {
-    store.outbox_remove(entry).await.unwrap();
-    let any_time = rt::now_utc() + chrono::Duration::days(3650);
-    for _ in 0..500 {
-        if !store.outbox_claim(any_time, any_time, 10_000).await.unwrap().contains(entry) {
+async fn try_peek(store: &dyn Store, now: Timestamp) -> Result<Vec<OutboxEntry>, gift_core::StoreError> {
+    store.outbox_claim(now, now - chrono::Duration::days(1), 10_000).await
+}
+
+/// The gift's rows due at `now`, read by [`peek`].
+pub(super) async fn due_for(store: &dyn Store, gift: &Gift, now: Timestamp) -> Vec<OutboxEntry> {
+    peek(store, now).await.into_iter().filter(|e| e.gift_id == gift.id).collect()
+}
+
+/// Records `entry` published, due again at `due_again`, and waits for the row to move: a
+/// store may finish that write after `outbox_published` returns, but within moments. The
+/// row must be there, its due time passed. Claims may give up under contention
+/// (PostgreSQL's when rows they would take keep changing under them, as they do while
+/// parallel calls of this wait), so a poll that fails is polled again; and a store may skip
+/// the write of a row a claim holds (PostgreSQL does, rather than wait), as these polls
+/// do, so while the row is still due the publish is recorded again, as the relay's next
+/// publish of the row would.
+pub(super) async fn publish_and_settle(store: &dyn Store, entry: &OutboxEntry, due_again: Timestamp) {
+    let before = due_again - chrono::Duration::milliseconds(1);
+    for round in 0..500 {
+        if round % 20 == 0 {
+            store.outbox_published(entry, due_again).await.unwrap();
+        }
+        let due = try_peek(store, before).await.unwrap_or_else(|_| vec![entry.clone()]);
+        if !due.iter().any(|e| e.gift_id == entry.gift_id && e.request_id == entry.request_id) {
             return;
         }
         rt::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("the outbox row of {:?} is still there 5 s after its removal", entry.gift_id);
+    panic!("the outbox row of {:?} is still due 5 s after its publish was recorded", entry.gift_id);
 }

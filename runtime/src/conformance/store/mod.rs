@@ -14,8 +14,8 @@ pub use gifts::{
     concurrent_creates_answer_each, duplicate_code_is_code_taken, insert_then_get_round_trips, ping_answers,
 };
 pub use outbox::{
-    claims_share_the_due_rows_until_they_lapse, outbox_follows_the_send, outbox_keeps_each_sends_trace,
-    parallel_outbox_removals_all_land, rearm_finds_only_stale_queued,
+    claims_share_the_due_rows_until_they_lapse, gauges_count_the_due_rows_only, outbox_follows_the_send,
+    outbox_keeps_each_sends_trace, parallel_outbox_publishes_all_land, settling_removes_the_outbox_row,
 };
 pub use sends::{
     concurrent_sends_answer_each, concurrent_sends_queue_once, dropped_sends_are_all_or_nothing,
@@ -45,8 +45,8 @@ where
     outbox_follows_the_send(&*fresh().await).await;
     outbox_keeps_each_sends_trace(fresh().await).await;
     claims_share_the_due_rows_until_they_lapse(fresh().await).await;
-    parallel_outbox_removals_all_land(fresh().await).await;
-    rearm_finds_only_stale_queued(&*fresh().await).await;
+    parallel_outbox_publishes_all_land(fresh().await).await;
+    settling_removes_the_outbox_row(&*fresh().await).await;
     let store = fresh().await;
     dropped_sends_are_all_or_nothing(store.clone(), store).await;
     ping_answers(&*fresh().await).await;

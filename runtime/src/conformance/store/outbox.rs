@@ -1,31 +1,43 @@
-//! The outbox: its rows follow the send, keep the trace, are claimed exclusively, removed, re-armed.
+//! The outbox: its rows follow the send, keep the trace, are claimed exclusively, move to
+//! their stale deadline once published, and go when the gift settles.
 
 use std::sync::Arc;
 
 use futures::future::join_all;
-use gift_core::domain::{GiftId, Timestamp, TraceParent};
+use gift_core::domain::{GiftId, TraceParent};
 use gift_core::ports::{OutboxEntry, SendCommand, SendDecision, Store};
 
 use crate::rt;
 
 use super::fixtures::*;
 
-/// The outbox row is written with the send, becomes due at its time, and goes on removal.
+/// The outbox row is written with the send and becomes due at its time. Once published it
+/// is due again at the stale deadline, marked stale, and it goes when the gift is SENT.
 pub async fn outbox_follows_the_send(store: &dyn Store) {
     let now = rt::now_utc();
     let gift = created(store, now).await;
     store.request_send(&cmd(&gift, "o", now)).await.unwrap();
-    let entry = OutboxEntry { gift_id: gift.id, request_id: key("o"), trace: None };
+    let entry = OutboxEntry { gift_id: gift.id, request_id: key("o"), trace: None, stale: false };
     assert_eq!(due_for(store, &gift, now).await, vec![], "due before its time");
     let due_at = now + chrono::Duration::seconds(5);
     assert_eq!(due_for(store, &gift, due_at).await, vec![entry.clone()]);
     // A replay writes nothing new.
     store.request_send(&cmd(&gift, "o", now)).await.unwrap();
     assert_eq!(due_for(store, &gift, due_at).await, vec![entry.clone()]);
-    remove_and_settle(store, &entry).await;
-    assert_eq!(due_for(store, &gift, due_at).await, vec![]);
-    // Removing a row that is gone is not an error.
-    remove_and_settle(store, &entry).await;
+
+    let stale_at = now + chrono::Duration::seconds(900);
+    publish_and_settle(store, &entry, stale_at).await;
+    assert_eq!(due_for(store, &gift, due_at).await, vec![], "due again before the stale deadline");
+    let stale = OutboxEntry { stale: true, ..entry.clone() };
+    assert_eq!(due_for(store, &gift, stale_at).await, vec![stale], "a published row is kept until the gift settles");
+
+    assert!(store.mark_sent(gift.id, now).await.unwrap());
+    let any_time = now + chrono::Duration::days(3650);
+    assert_eq!(due_for(store, &gift, any_time).await, vec![], "the SENT update left the row");
+    // Recording a publish of a row that is gone is not an error, and brings nothing back.
+    store.outbox_published(&entry, stale_at).await.unwrap();
+    rt::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(due_for(store, &gift, any_time).await, vec![], "a settled gift's row came back");
 }
 
 /// The outbox row keeps the accepting request's trace, for sends that arrive together (which
@@ -46,7 +58,7 @@ pub async fn outbox_keeps_each_sends_trace(store: Arc<dyn Store>) {
     }
     let due_at = now + chrono::Duration::seconds(5);
     for (i, g) in gifts.iter().enumerate() {
-        let expected = OutboxEntry { gift_id: g.id, request_id: key("t"), trace: trace(i) };
+        let expected = OutboxEntry { gift_id: g.id, request_id: key("t"), trace: trace(i), stale: false };
         assert_eq!(due_for(&*store, g, due_at).await, vec![expected]);
     }
 }
@@ -81,53 +93,67 @@ pub async fn claims_share_the_due_rows_until_they_lapse(store: Arc<dyn Store>) {
     assert_eq!(ours(store.outbox_claim(lapsed, lapsed, 100).await.unwrap()).len(), 12, "due again once lapsed");
 }
 
-/// Removals that arrive together (a busy API) all take effect.
-pub async fn parallel_outbox_removals_all_land(store: Arc<dyn Store>) {
+/// Publishes recorded together (a busy API) all take effect, each row at its own deadline.
+pub async fn parallel_outbox_publishes_all_land(store: Arc<dyn Store>) {
     let now = rt::now_utc();
-    let due_at = now + chrono::Duration::seconds(3600);
     let mut gifts = Vec::new();
     for _ in 0..40 {
         let gift = created(&*store, now).await;
         store.request_send(&cmd(&gift, "p", now)).await.unwrap();
         gifts.push(gift);
     }
-    join_all(gifts.iter().map(|g| {
+    let stale_at = |i: usize| now + chrono::Duration::seconds(600 + i as i64);
+    join_all(gifts.iter().enumerate().map(|(i, g)| {
         let store = store.clone();
-        let entry = OutboxEntry { gift_id: g.id, request_id: key("p"), trace: None };
-        async move { remove_and_settle(&*store, &entry).await }
+        let entry = OutboxEntry { gift_id: g.id, request_id: key("p"), trace: None, stale: false };
+        async move { publish_and_settle(&*store, &entry, stale_at(i)).await }
     }))
     .await;
-    for gift in &gifts {
-        assert_eq!(due_for(&*store, gift, due_at).await, vec![], "outbox row of {:?} left", gift.id);
+    for (i, gift) in gifts.iter().enumerate() {
+        let entry = OutboxEntry { gift_id: gift.id, request_id: key("p"), trace: None, stale: true };
+        assert_eq!(due_for(&*store, gift, stale_at(i)).await, vec![entry], "outbox row of {:?}", gift.id);
     }
 }
 
-/// Stale QUEUED gifts without an outbox row are re-armed once; fresh ones and finished
-/// ones are left alone.
-pub async fn rearm_finds_only_stale_queued(store: &dyn Store) {
-    // Far in the past, so gifts of other tests sharing the store are never stale here.
-    let t0 = Timestamp::from_timestamp(946_684_800, 0).unwrap()
-        + chrono::Duration::seconds((rt::random_u64() % 1_000_000) as i64);
-    let stale = created(store, t0).await;
-    store.request_send(&cmd(&stale, "st", t0)).await.unwrap();
-    remove_and_settle(store, &OutboxEntry { gift_id: stale.id, request_id: key("st"), trace: None }).await;
-    let done = created(store, t0).await;
-    store.request_send(&cmd(&done, "dn", t0)).await.unwrap();
-    remove_and_settle(store, &OutboxEntry { gift_id: done.id, request_id: key("dn"), trace: None }).await;
-    store.mark_sent(done.id, t0).await.unwrap();
-    let fresh_at = t0 + chrono::Duration::seconds(100);
-    let fresh = created(store, fresh_at).await;
-    store.request_send(&cmd(&fresh, "fr", fresh_at)).await.unwrap();
-    remove_and_settle(store, &OutboxEntry { gift_id: fresh.id, request_id: key("fr"), trace: None }).await;
+/// Each of the worker's settling writes removes the gift's row with the move, and only
+/// with it: a write that finds the gift already settled leaves other gifts' rows alone, and
+/// a QUEUED gift keeps its row.
+pub async fn settling_removes_the_outbox_row(store: &dyn Store) {
+    let now = rt::now_utc();
+    let any_time = now + chrono::Duration::days(3650);
+    let mut queued = Vec::new();
+    for k in ["s1", "s2", "s3", "f", "q"] {
+        let gift = created(store, now).await;
+        store.request_send(&cmd(&gift, k, now)).await.unwrap();
+        queued.push(gift);
+    }
+    let [a, b, c, f, q] = &queued[..] else { unreachable!() };
+    assert!(store.mark_sent(a.id, now).await.unwrap());
+    assert_eq!(store.mark_sent_all(&[b.id, c.id, a.id], now).await.unwrap(), [true, true, false]);
+    assert!(store.mark_failed(f.id, "gave up", now).await.unwrap());
+    for settled in [a, b, c, f] {
+        assert_eq!(due_for(store, settled, any_time).await, vec![], "the row of a settled gift is left");
+    }
+    assert!(!store.mark_failed(a.id, "late", now).await.unwrap());
+    let row = OutboxEntry { gift_id: q.id, request_id: key("q"), trace: None, stale: false };
+    assert_eq!(due_for(store, q, any_time).await, vec![row], "a QUEUED gift lost its row");
+}
 
-    let now = t0 + chrono::Duration::seconds(200);
-    let stale_before = t0 + chrono::Duration::seconds(50);
-    assert_eq!(store.rearm_stale(stale_before, now, 100).await.unwrap(), 1);
-    assert_eq!(
-        due_for(store, &stale, now).await,
-        vec![OutboxEntry { gift_id: stale.id, request_id: key("st"), trace: None }]
-    );
-    assert_eq!(store.get_gift(stale.id).await.unwrap().unwrap().updated_at, now);
-    assert_eq!(due_for(store, &fresh, now).await, vec![]);
-    assert_eq!(store.rearm_stale(stale_before, now, 100).await.unwrap(), 0, "re-armed twice");
+/// The outbox gauges count the rows due, not the rows of QUEUED gifts whose message is on
+/// the queue, and age the oldest due row. `gauged` is `store`, empty before the test.
+pub async fn gauges_count_the_due_rows_only(store: &dyn Store, gauged: &dyn crate::gauges::Gauged) {
+    let now = rt::now_utc();
+    let (grace, stale) = (now + chrono::Duration::seconds(5), now + chrono::Duration::seconds(900));
+    let unpublished = created(store, now).await;
+    store.request_send(&cmd(&unpublished, "u", now)).await.unwrap();
+    let published = created(store, now).await;
+    store.request_send(&cmd(&published, "p", now)).await.unwrap();
+    let entry = OutboxEntry { gift_id: published.id, request_id: key("p"), trace: None, stale: false };
+    publish_and_settle(store, &entry, stale).await;
+    let at = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros();
+    for (when, depth, oldest) in [(now, 0, None), (grace, 1, Some(at(grace))), (stale, 2, Some(at(grace)))] {
+        let gauges = gauged.gauges(when).await.unwrap();
+        let seen = (gauges.outbox_depth, gauges.outbox_oldest_due.map(at));
+        assert_eq!(seen, (depth, oldest), "{}s after the sends", (when - now).num_seconds());
+    }
 }

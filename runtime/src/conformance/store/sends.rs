@@ -150,7 +150,11 @@ async fn assert_one_winner(
     }
     assert_eq!(status_of(store, gift).await, Status::Queued);
     let outbox = due_for(store, gift, due_at).await;
-    assert_eq!(outbox, vec![OutboxEntry { gift_id: gift.id, request_id: key(winner), trace: None }], "one outbox row");
+    assert_eq!(
+        outbox,
+        vec![OutboxEntry { gift_id: gift.id, request_id: key(winner), trace: None, stale: false }],
+        "one outbox row"
+    );
 }
 
 /// A send dropped part-way — a client that hung up, a request timeout — is all or nothing,
