@@ -31,6 +31,9 @@ locals {
     DB_USER               = var.db_app_username
     DB_SSLMODE            = var.db_sslmode
     DB_ACQUIRE_TIMEOUT_MS = tostring(var.db_acquire_timeout_ms)
+    # The outbox row's stale deadline: the API sets it after its own publish,
+    # the worker's relay after each of its publishes, so both read one value.
+    STALE_QUEUED_SECONDS = tostring(var.stale_queued_seconds)
     # The app role may not run DDL: the migrate task applies the migrations
     # as the master user before every rollout.
     RUN_MIGRATIONS = "false"
@@ -70,7 +73,6 @@ locals {
     RETRY_BACKOFF_SECONDS     = tostring(var.retry_backoff_seconds)
     MAX_RECEIVES              = tostring(var.max_receives) # same variable as the redrive maxReceiveCount
     RELAY_INTERVAL_MS         = tostring(var.relay_interval_ms)
-    STALE_QUEUED_SECONDS      = tostring(var.stale_queued_seconds)
     # The worker renews a slow send's message to this; it must be the queue's own.
     VISIBILITY_TIMEOUT_SECONDS = tostring(var.sqs_visibility_timeout_seconds)
     HEARTBEAT_FILE             = var.heartbeat_file

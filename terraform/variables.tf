@@ -475,7 +475,7 @@ variable "relay_interval_ms" {
 }
 
 variable "stale_queued_seconds" {
-  description = "STALE_QUEUED_SECONDS: the relay re-arms QUEUED gifts older than this (a lost publish heals itself)."
+  description = "STALE_QUEUED_SECONDS: the relay publishes again the message of a gift still QUEUED this long after the message's last publish (a lost message heals itself). Set on the API and the worker alike."
   type        = number
   default     = 900
 }

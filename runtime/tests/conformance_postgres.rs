@@ -263,3 +263,82 @@ async fn one_gift_through_every_statement(store: &PgStore) {
     }
     store.mark_sent_all(&[gift.id], now).await.unwrap();
 }
+
+/// Migration 0004 on a database in use under 0003: a QUEUED gift whose row an old API had
+/// removed after its publish gets one again, due at the old sweep's deadline and counted as
+/// published, so the relay's claim is its stale sweep; a QUEUED gift whose row was still
+/// waiting keeps it as it was; a settled gift's leftover row goes; and the SENT update is
+/// free to be HOT (the partial index gone, the table's pages filled to 90 %).
+#[tokio::test]
+async fn migration_0004_gives_every_queued_gift_its_outbox_row() {
+    use gift_core::ports::Store;
+    let Some(url) = support::service("TEST_DATABASE_URL", "PostgreSQL") else { return };
+    let admin: PgConnectOptions = url.parse().unwrap();
+    let name = format!("gift_test_{:016x}", gift_runtime::rt::random_u64());
+    let mut conn = admin.connect().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    let options = admin.database(&name);
+    let mut db = options.connect().await.unwrap();
+    let before = [
+        include_str!("../migrations/postgres/0001_init.sql"),
+        include_str!("../migrations/postgres/0002_outbox_trace.sql"),
+        include_str!("../migrations/postgres/0003_outbox_claim.sql"),
+    ];
+    for file in before {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(file)).execute(&mut db).await.unwrap();
+    }
+    // published: QUEUED at t0 with two send requests (the later one re-queued it), no row;
+    // waiting: QUEUED, its row not yet published; sent: SENT, its row's removal never landed.
+    sqlx::raw_sql(
+        "INSERT INTO gifts (id, code, amount, status, created_at, updated_at) VALUES \
+           ('00000000-0000-4000-8000-000000000001', 'MIG-1', 100, 'QUEUED', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'), \
+           ('00000000-0000-4000-8000-000000000002', 'MIG-2', 100, 'QUEUED', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'), \
+           ('00000000-0000-4000-8000-000000000003', 'MIG-3', 100, 'SENT', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'); \
+         INSERT INTO send_requests (gift_id, request_id, created_at) VALUES \
+           ('00000000-0000-4000-8000-000000000001', 'first', '2025-12-31T00:00:00Z'), \
+           ('00000000-0000-4000-8000-000000000001', 'latest', '2026-01-01T00:00:00Z'), \
+           ('00000000-0000-4000-8000-000000000002', 'waiting', '2026-01-01T00:00:00Z'), \
+           ('00000000-0000-4000-8000-000000000003', 'sent', '2026-01-01T00:00:00Z'); \
+         INSERT INTO outbox (gift_id, request_id, available_at) VALUES \
+           ('00000000-0000-4000-8000-000000000002', 'waiting', '2026-01-01T00:00:05Z'), \
+           ('00000000-0000-4000-8000-000000000003', 'sent', '2026-01-01T00:00:05Z');",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let migration = include_str!("../migrations/postgres/0004_outbox_until_final.sql");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(migration)).execute(&mut db).await.unwrap();
+
+    let rows: Vec<(String, String, String, i32)> = sqlx::query_as(
+        "SELECT gift_id::text, request_id, to_char(available_at AT TIME ZONE 'UTC', 'HH24:MI:SS'), publishes \
+         FROM outbox ORDER BY gift_id",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    let expected = [
+        ("00000000-0000-4000-8000-000000000001", "latest", "00:15:00", 1),
+        ("00000000-0000-4000-8000-000000000002", "waiting", "00:00:05", 0),
+    ];
+    let rows: Vec<(&str, &str, &str, i32)> =
+        rows.iter().map(|(g, k, at, n)| (g.as_str(), k.as_str(), at.as_str(), *n)).collect();
+    assert_eq!(rows, expected);
+    let index: Option<String> =
+        sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE indexname = 'gifts_queued_by_updated_at'")
+            .fetch_optional(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(index, None, "the partial index is gone");
+    let fill: Vec<String> = sqlx::query_scalar("SELECT unnest(reloptions) FROM pg_class WHERE relname = 'gifts'")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(fill, ["fillfactor=90"]);
+
+    // The relay's claim at the deadline is the stale sweep: the row comes back marked stale.
+    let store = PgStore::new(options, PoolSettings::default());
+    let deadline = "2026-01-01T00:15:00Z".parse().unwrap();
+    let claimed = store.outbox_claim(deadline, deadline, 10).await.unwrap();
+    let stale: Vec<(String, bool)> = claimed.iter().map(|e| (e.request_id.as_str().to_owned(), e.stale)).collect();
+    assert_eq!(stale, [("waiting".to_owned(), false), ("latest".to_owned(), true)]);
+}

@@ -31,6 +31,7 @@ struct SendRequestJson {
 struct OutboxJson {
     request_id: IdempotencyKey,
     available_at: Timestamp,
+    publishes: i32,
 }
 
 /// Where the gift's log lines are: Datadog (the default destination) or CloudWatch Logs
@@ -66,7 +67,7 @@ impl From<GiftRecord> for Shown {
             outbox: r
                 .outbox
                 .into_iter()
-                .map(|o| OutboxJson { request_id: o.request_id, available_at: o.available_at })
+                .map(|o| OutboxJson { request_id: o.request_id, available_at: o.available_at, publishes: o.publishes })
                 .collect(),
         }
     }
@@ -88,7 +89,8 @@ impl fmt::Display for Shown {
         }
         writeln!(f, "outbox ({})", self.outbox.len())?;
         for o in &self.outbox {
-            writeln!(f, "  {}  due {}", o.request_id.as_str(), time(&o.available_at))?;
+            let (id, due) = (o.request_id.as_str(), time(&o.available_at));
+            writeln!(f, "  {id}  due {due}  published {} time(s)", o.publishes)?;
         }
         writeln!(f, "logs")?;
         writeln!(f, "  Datadog     {}", self.logs.datadog)?;

@@ -38,6 +38,7 @@ fn show_prints_the_gift_its_send_request_outbox_row_and_log_pointers() {
     assert_eq!(shown["gift"]["status"], "QUEUED");
     assert_eq!(shown["send_requests"][0]["request_id"], "order-7");
     assert_eq!(shown["outbox"][0]["request_id"], "order-7");
+    assert_eq!(shown["outbox"][0]["publishes"], 0, "not published yet");
     assert_eq!(shown["logs"]["datadog"], format!("@gift_id:{id}"));
 
     let unknown = env.admin(&["show", &GiftId::from(uuid::Uuid::new_v4()).to_string()]);

@@ -17,11 +17,14 @@ pub struct SendRequestRow {
     pub created_at: Timestamp,
 }
 
-/// A send whose message the relay is still to publish (`outbox`).
+/// The outbox row of a QUEUED gift's send: due for the relay at `available_at` (the grace
+/// period's end before its first publish, the stale deadline after one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub request_id: IdempotencyKey,
     pub available_at: Timestamp,
+    /// How many times its message was published.
+    pub publishes: i32,
 }
 
 /// A gift and what surrounds it, read in one snapshot so the three agree.
@@ -64,7 +67,7 @@ impl PgAdmin<'_> {
                     .fetch_all(&mut *tx)
                     .await?;
                     let outbox = sqlx::query(
-                        "SELECT request_id, available_at FROM outbox WHERE gift_id = $1 ORDER BY available_at",
+                        "SELECT request_id, available_at, publishes FROM outbox WHERE gift_id = $1 ORDER BY available_at",
                     )
                     .bind(id.as_uuid())
                     .fetch_all(&mut *tx)
@@ -83,7 +86,13 @@ impl PgAdmin<'_> {
             .map_err(store_error)?;
         let outbox = outbox
             .iter()
-            .map(|r| Ok(OutboxRow { request_id: key_of(r)?, available_at: r.try_get("available_at")? }))
+            .map(|r| {
+                Ok(OutboxRow {
+                    request_id: key_of(r)?,
+                    available_at: r.try_get("available_at")?,
+                    publishes: r.try_get("publishes")?,
+                })
+            })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(store_error)?;
         Ok(Some(GiftRecord { gift: gift_from_row(&gift)?, send_requests, outbox }))

@@ -122,7 +122,7 @@ async fn requeue_row(
         .await?;
     sqlx::query(
         "INSERT INTO outbox (gift_id, request_id, available_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (gift_id, request_id) DO UPDATE SET available_at = EXCLUDED.available_at, claimed_until = NULL",
+         ON CONFLICT (gift_id, request_id) DO UPDATE SET available_at = EXCLUDED.available_at, claimed_until = NULL, publishes = 0",
     )
     .bind(id)
     .bind(key)
