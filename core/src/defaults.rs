@@ -9,7 +9,8 @@ pub const MAX_RECEIVES: u32 = 5;
 pub const RETRY_BACKOFF_SECONDS: u64 = 5;
 /// The queue's visibility timeout.
 pub const VISIBILITY_TIMEOUT_SECONDS: u64 = 30;
-/// A QUEUED gift untouched this long is re-armed: its message is assumed lost.
+/// A gift still QUEUED this long after its message's last publish has the message published
+/// again: it is assumed lost.
 pub const STALE_QUEUED_SECONDS: u64 = 900;
 /// Messages per receive (SQS allows at most 10).
 pub const WORKER_BATCH_SIZE: u32 = 10;

@@ -13,7 +13,8 @@
 //!   one gift's state per phase in `plan`, its visibility lease in `lease`) — each a plain
 //!   async function over the ports.
 //! - [`worker`] and [`relay`]: the long-running loops — the worker's around the batch
-//!   step, the relay's publishing the outbox and re-arming stale QUEUED gifts.
+//!   step, the relay's publishing the due outbox rows (new sends, and lost messages at their
+//!   stale deadline).
 //! - [`http`]: the axum `Router` for every endpoint and the single place that maps errors
 //!   to status codes and the error shape.
 //! - [`trace`]: the span that carries a send's trace ids onto every log line

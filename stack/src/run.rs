@@ -111,8 +111,8 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port())
 }
 
-/// From healing to quiescence: a message lost before healing is re-armed after the stale
-/// delay and a relay pass, then takes at most its five receives; plus slack for restarts.
+/// From healing to quiescence: a message lost before healing is published again at its
+/// stale deadline (`STALE_SECONDS` after its last publish) by a relay pass, then takes at most its five receives; plus slack for restarts.
 pub fn heal_bound_ms() -> u64 {
     let per_receive = (VISIBILITY_SECONDS.max(BACKOFF_SECONDS) + 1) * 1_000;
     STALE_SECONDS * 1_000 + 2 * RELAY_INTERVAL_MS + u64::from(MAX_RECEIVES + 1) * per_receive + 30_000

@@ -40,7 +40,8 @@ pub enum AdminCommand {
         #[arg(value_parser = parse_gift_id)]
         gift_id: GiftId,
     },
-    /// QUEUED gifts not updated for a while (the relay re-arms them after STALE_QUEUED_SECONDS).
+    /// QUEUED gifts not updated for a while (the relay publishes a lost message again
+    /// STALE_QUEUED_SECONDS after its last publish).
     ListQueued {
         #[arg(long)]
         older_than_minutes: u32,

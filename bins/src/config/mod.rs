@@ -161,9 +161,9 @@ pub struct WorkerArgs {
 pub struct OutboxArgs {
     /// A gift still QUEUED this long after its message's last publish is assumed to have lost
     /// the message, which the relay publishes again (seconds). It must exceed the retry
-    /// window (MAX_RECEIVES × (visibility timeout + backoff)) and be at most 7 days; the
-    /// worker checks both, and the API must be given the worker's value.
-    #[arg(long, env = "STALE_QUEUED_SECONDS", default_value_t = defaults::STALE_QUEUED_SECONDS)]
+    /// window (MAX_RECEIVES × (visibility timeout + backoff)), which the worker checks, and
+    /// be at most 7 days, which both check; the API must be given the worker's value.
+    #[arg(long, env = "STALE_QUEUED_SECONDS", default_value_t = defaults::STALE_QUEUED_SECONDS, value_parser = clap::value_parser!(u64).range(1..=STALE_QUEUED_MAX_SECONDS))]
     pub stale_queued_seconds: u64,
 }
 
@@ -186,8 +186,8 @@ impl WorkerArgs {
         }
     }
 
-    /// The relay's settings; refuses a `STALE_QUEUED_SECONDS` that would re-arm gifts still
-    /// being retried (duplicate messages for healthy sends) or never re-arm at all.
+    /// The relay's settings; refuses a `STALE_QUEUED_SECONDS` that would publish again the
+    /// messages of gifts still being retried (duplicates for healthy sends) or never at all.
     pub fn relay_config(&self, outbox: &OutboxArgs) -> Result<gift_core::relay::RelayConfig, String> {
         let retry_window =
             u64::from(self.max_receives).saturating_mul(self.visibility_timeout_seconds + self.retry_backoff_seconds);
@@ -271,7 +271,8 @@ mod tests {
     }
 
     fn relay(args: &[&str]) -> Result<gift_core::relay::RelayConfig, String> {
-        let parsed = WithWorker::try_parse_from(std::iter::once("test").chain(args.iter().copied())).unwrap();
+        let parsed = WithWorker::try_parse_from(std::iter::once("test").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
         parsed.worker.relay_config(&parsed.outbox)
     }
 
@@ -280,8 +281,9 @@ mod tests {
         assert_eq!(relay(&[]).unwrap().stale_after, Duration::from_secs(900));
         for bad in ["0", "175", "604801", "18446744073709551615"] {
             let err = relay(&["--stale-queued-seconds", bad]).unwrap_err();
-            assert!(err.contains("STALE_QUEUED_SECONDS") && err.contains("retry window"), "{bad}: {err}");
+            assert!(err.contains("STALE_QUEUED_SECONDS"), "{bad}: {err}");
         }
+        assert!(relay(&["--stale-queued-seconds", "175"]).unwrap_err().contains("retry window"));
         assert!(relay(&["--stale-queued-seconds", "176"]).is_ok());
         // The window follows the other settings: 5 × (60 + 5) = 325.
         assert!(relay(&["--stale-queued-seconds", "300", "--visibility-timeout-seconds", "60"]).is_err());

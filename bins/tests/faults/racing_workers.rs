@@ -5,12 +5,12 @@ use std::time::Duration;
 use crate::fixture::{services, Fixture};
 use crate::support::Proc;
 
-/// Two workers (each with its relay, passes every 25 ms, stale re-arm after 6 s — just over
+/// Two workers (each with its relay, passes every 25 ms, stale deadline 6 s — just over
 /// the retry window of 1 s visibility and no backoff) are running
 /// while sends arrive; the API leaves its outbox rows due at once (PUBLISH_GRACE_MS=0), so
 /// both relays race the API's own publish, and every third gift gets two extra messages by
 /// hand, one of them after it finished. Half the pseudo-sends fail, so retries, FAILED
-/// writes and re-armed messages race too. All end SENT or FAILED; none is SENT twice.
+/// writes and messages published again at their stale deadline race too. All end SENT or FAILED; none is SENT twice.
 #[test]
 fn two_workers_and_racing_relays_send_each_gift_at_most_once() {
     let Some((db, sqs)) = services() else { return };

@@ -1,6 +1,6 @@
 //! Liveness: after healing, every accepted send finishes, nothing stays QUEUED, every
 //! client hears a final answer — and all of it within the bound the world implies
-//! (re-arm delay, retry window, slack), measured as simulated time from healing to the
+//! (stale deadline, retry window, slack), measured as simulated time from healing to the
 //! last finishing write or answer.
 
 use std::collections::BTreeSet;

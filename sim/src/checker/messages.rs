@@ -1,7 +1,7 @@
 //! The queue's side: a message is published only for a (gift, key) the store answered
 //! Queued — by a relay only once the publish grace has passed —, and is never deleted while
 //! its gift is unfinished and no other message of the gift is left (a lost message, healed
-//! only by the stale-QUEUED re-arm much later).
+//! only at its outbox row's stale deadline much later).
 
 use super::{Checker, End, Facts, Invariant, Out, Report};
 use crate::history::{Entry, Event};
