@@ -76,3 +76,56 @@ async fn a_backlog_larger_than_a_batch_is_published_before_the_first_pause() {
     assert_eq!(env.taken.load(Ordering::SeqCst), 1, "one pause: after the pass that found the backlog drained");
     assert_eq!(passes.load(Ordering::SeqCst), 3, "two full passes of 100, then one of 50");
 }
+
+/// A clock the test moves; pauses end at once.
+struct Clock(std::sync::Mutex<Timestamp>);
+
+impl Env for Clock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+
+    fn random_u64(&self) -> u64 {
+        SystemEnv.random_u64()
+    }
+
+    fn sleep(&self, _: Duration) -> BoxFuture<()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// A published row is due again at its stale deadline, counted from the publish: the relay
+/// publishes it once, not again before the deadline, again at the deadline (its message
+/// presumed lost, the pass counts it stale), and never once the gift is SENT.
+#[tokio::test]
+async fn a_published_row_is_published_again_at_its_stale_deadline_until_the_gift_settles() {
+    let store = Arc::new(MemoryStore::new());
+    let t0 = rt::now_utc();
+    let id = GiftId::from_random(SystemEnv.random_u128());
+    let gift = Gift::new(id, GiftCode::from_random(SystemEnv.random_u64()), Amount::try_from(100).unwrap(), None, t0);
+    store.insert_gift(&gift).await.unwrap();
+    let key = IdempotencyKey::parse("k").unwrap();
+    store.request_send(&SendCommand { gift_id: id, key, now: t0, outbox_available_at: t0, trace: None }).await.unwrap();
+    let queue = Arc::new(MemoryQueue::new(QueueSettings::default()));
+    let clock = Arc::new(Clock(std::sync::Mutex::new(t0)));
+    let deps = Deps {
+        store: store.clone(),
+        queue: queue.clone(),
+        dispatcher: Arc::new(PseudoDispatcher::new(clock.clone(), 0.0)),
+        env: clock.clone(),
+    };
+    let config = RelayConfig { stale_after: Duration::from_secs(900), ..RelayConfig::default() };
+    let pass_at = |secs: i64| {
+        *clock.0.lock().unwrap() = t0 + chrono::Duration::seconds(secs);
+        gift_core::relay::relay_once(&deps, config)
+    };
+    let counts = |p: gift_core::relay::RelayPass| (p.published, p.stale);
+
+    assert_eq!(counts(pass_at(0).await.unwrap()), (1, 0), "the unpublished row");
+    assert_eq!(counts(pass_at(899).await.unwrap()), (0, 0), "due again before its deadline");
+    assert_eq!(counts(pass_at(900).await.unwrap()), (1, 1), "the deadline: the message is presumed lost");
+    assert_eq!(counts(pass_at(1_799).await.unwrap()), (0, 0), "the deadline counts from the last publish");
+    assert_eq!(queue.len(), 2);
+    assert!(store.mark_sent(id, t0).await.unwrap());
+    assert_eq!(counts(pass_at(100_000).await.unwrap()), (0, 0), "a SENT gift's row went with the update");
+}
