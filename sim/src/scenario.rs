@@ -9,6 +9,7 @@ use std::time::Duration;
 use gift_core::domain::{GiftId, Status};
 use gift_core::http::ApiConfig;
 use gift_core::relay::RelayConfig;
+use gift_core::service::OutboxTiming;
 use gift_runtime::rt::{self, JoinHandle};
 
 use crate::checker::{self, End, Expect, Report, Violation};
@@ -68,7 +69,10 @@ async fn scenario(seed: u64, history: History) -> RunResult {
     let ctx = Ctx::new(&world, history);
     ctx.record(Event::Phase { phase: Phase::Safety });
     let settings = Settings {
-        api: ApiConfig { publish_grace: PUBLISH_GRACE, stale_after: STALE_AFTER, ..ApiConfig::default() },
+        api: ApiConfig {
+            outbox: OutboxTiming { publish_grace: PUBLISH_GRACE, stale_after: STALE_AFTER },
+            ..ApiConfig::default()
+        },
         relay: RELAY,
     };
     let cluster = Arc::new(Cluster::start(&world, &ctx, settings));

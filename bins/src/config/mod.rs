@@ -113,8 +113,10 @@ pub struct HttpArgs {
 impl HttpArgs {
     pub fn api_config(&self, outbox: &OutboxArgs) -> gift_core::http::ApiConfig {
         gift_core::http::ApiConfig {
-            publish_grace: Duration::from_millis(self.publish_grace_ms),
-            stale_after: Duration::from_secs(outbox.stale_queued_seconds),
+            outbox: gift_core::service::OutboxTiming {
+                publish_grace: Duration::from_millis(self.publish_grace_ms),
+                stale_after: Duration::from_secs(outbox.stale_queued_seconds),
+            },
             max_body_bytes: self.max_body_bytes,
         }
     }

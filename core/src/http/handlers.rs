@@ -81,7 +81,7 @@ pub(super) async fn send_gift(
 ) -> Result<Response, ApiError> {
     let id = parse_gift_id(path, Some(&key))?;
     let trace = trace.map(|Extension(t)| t);
-    let outcome = service::request_send(&state.deps, id, key.clone(), state.config.outbox_timing(), trace)
+    let outcome = service::request_send(&state.deps, id, key.clone(), state.config.outbox, trace)
         .await
         .map_err(|e| ApiError::new(e, Some(key)))?;
     Ok(match outcome {

@@ -36,26 +36,20 @@ use crate::service::Deps;
 /// Settings the HTTP layer needs besides the ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiConfig {
-    /// How long the relay waits before publishing an outbox row the API did not publish.
-    pub publish_grace: Duration,
-    /// After the API's publish, how long a gift may stay QUEUED before the relay presumes
-    /// its message lost and publishes it again (the relay's own `stale_after`).
-    pub stale_after: Duration,
+    /// When an accepted send's outbox row is due for the relay: after the grace period if the
+    /// API did not publish it, at the stale deadline after its publish.
+    pub outbox: crate::service::OutboxTiming,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-}
-
-impl ApiConfig {
-    pub fn outbox_timing(&self) -> crate::service::OutboxTiming {
-        crate::service::OutboxTiming { publish_grace: self.publish_grace, stale_after: self.stale_after }
-    }
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
-            publish_grace: Duration::from_millis(defaults::PUBLISH_GRACE_MS),
-            stale_after: Duration::from_secs(defaults::STALE_QUEUED_SECONDS),
+            outbox: crate::service::OutboxTiming {
+                publish_grace: Duration::from_millis(defaults::PUBLISH_GRACE_MS),
+                stale_after: Duration::from_secs(defaults::STALE_QUEUED_SECONDS),
+            },
             max_body_bytes: defaults::MAX_BODY_BYTES,
         }
     }
