@@ -329,9 +329,9 @@ variable "db_sslmode" {
 }
 
 variable "api_db_pool_max" {
-  description = "DB_POOL_MAX for each API task."
+  description = "DB_POOL_MAX for each API task. Small on purpose: creates and sends that find every connection busy share statements (docs/architecture.md)."
   type        = number
-  default     = 10
+  default     = 5
 }
 
 variable "worker_db_pool_max" {

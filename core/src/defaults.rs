@@ -34,7 +34,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Requests handled at once before the API sheds load.
 pub const MAX_CONCURRENT_REQUESTS: usize = 512;
-/// Connections per process pool.
-pub const DB_POOL_MAX: u32 = 10;
+/// Connections per process pool. Few on purpose: creates and sends that find every
+/// connection busy share the next statement (group commit), so a small pool runs their
+/// calls in fewer, fuller statements; a worker's four batches in hand and its relay take
+/// five (docs/architecture.md, "Talking to PostgreSQL").
+pub const DB_POOL_MAX: u32 = 5;
 /// How long a caller waits for a pooled connection before 503.
 pub const DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;

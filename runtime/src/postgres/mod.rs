@@ -2,7 +2,7 @@
 //! one statement that locks the gift row (`SELECT … FOR UPDATE` in a CTE) and queues it;
 //! the worker's updates are conditional on `status = 'QUEUED'`. Creates ([`inserts`]) and
 //! sends ([`sends`]) that wait for a connection share statements ([`shared`]); the relay's
-//! claims are [`claims`], the reaper of published outbox rows [`outbox`].
+//! claims are [`claims`], the records of published outbox rows [`outbox`].
 
 pub mod admin;
 mod claims;

@@ -132,6 +132,10 @@ impl<S: Statement> Shared<S> {
             // Runs to completion even if this call is dropped: the other items' calls are
             // waiting for its answers. The outcome reaches everyone through `done`.
             let _ = Pool::run_on(conn, move |c| Box::pin(run_and_answer::<S>(c, taken))).await;
+        } else {
+            // Another statement took the item and has not answered yet: the connection is
+            // not this call's to hold meanwhile.
+            drop(conn);
         }
         finished(&mut guard, answer.await)
     }
