@@ -72,8 +72,8 @@ anything else is reported as unevaluable where it must be compared.
                      but a variable, is listed and not compared.
   * exception        a DEFAULT_EXCEPTIONS entry whose values now agree, or whose
                      (NAME, X) ecs.tf no longer sets                      -> error
-Today's one exception: DB_POOL_MAX from worker_db_pool_max (5, the constant
-is 10), the worker's pool being sized apart (docs/security.md, docs/runbook.md).
+Today there is none: DB_POOL_MAX, which worker_db_pool_max once set apart
+from the constant, is 5 in both.
 
 --self-test runs the defaults rules on small hand-made fixtures in a temporary
 directory: a consistent one (arithmetic, separators, a float, a named
@@ -330,13 +330,7 @@ def names_set(ecs_tf: Path) -> dict[str, set[str]]:
 # (env name, Terraform variable) -> why that variable's default deliberately
 # differs from the constant in core/src/defaults.rs. An entry whose pair ecs.tf
 # no longer sets, or whose values now agree, is an error (a stale exception).
-DEFAULT_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("DB_POOL_MAX", "worker_db_pool_max"): (
-        "the worker task's pool is sized apart from the API's (docs/security.md: '10 per API task "
-        "(5 per worker task in Terraform)'), so that api tasks x api_db_pool_max + worker tasks x "
-        "worker_db_pool_max stays under the instance's max_connections (docs/runbook.md)"
-    ),
-}
+DEFAULT_EXCEPTIONS: dict[tuple[str, str], str] = {}
 # The maps whose values are compared (the secrets are ARNs, never defaults).
 VALUE_MAPS = ("app_common_environment", "api_only_environment", "worker_only_environment", "migrate_environment")
 
